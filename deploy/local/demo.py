@@ -1,0 +1,170 @@
+"""One unit, two buyers, end to end against the running stack, every step a real HTTP call:
+
+register the unit and its people (with photos) -> the mission approves the unit -> the unit pays by QR
+code (the sandbox gateway calls back, signed) -> the mission passes both people -> the certificate
+service makes and dispatches the certificates. Then each buyer's timeline is printed.
+
+    expo-demo            # against ./expo start's stack (or the EXPO_* URLs in the environment)
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from PIL import Image, ImageDraw
+from stdnum.cn import ric, uscc
+
+from shared.settings import Settings, get_settings
+from shared.types import RegistrationStatus
+
+DONE = {RegistrationStatus.SHIPPED, RegistrationStatus.AWAITING_COLLECTION, RegistrationStatus.ONSITE_PICKUP}
+
+
+def demo_credit_code() -> str:
+    """A valid Unified Social Credit Code of an enterprise registered in Pudong, Shanghai (310115)."""
+    while True:
+        body = "91310115" + "".join(secrets.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(9))
+        code = body + uscc.calc_check_digit(body)
+        if uscc.is_valid(code):
+            return code
+
+
+def demo_id_number(birth: str) -> str:
+    body = "310104" + birth + f"{secrets.randbelow(1000):03d}"  # born in Xuhui, Shanghai
+    return body + ric.calc_check_digit(body + "0")  # stdnum expects a placeholder check digit
+
+
+def demo_photo(label: str) -> bytes:
+    image = Image.new("RGB", (354, 472), (196, 214, 236))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((107, 70, 247, 230), fill=(238, 206, 170))
+    draw.rectangle((77, 260, 277, 472), fill=(40, 60, 110))
+    draw.text((10, 10), label, fill=(0, 0, 0))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+@dataclass
+class DemoResult:
+    unit_id: str
+    registration_ids: list[str]
+    order_no: str
+    timelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class Demo:
+    def __init__(self, settings: Settings, *, out: Any = sys.stdout, timeout: float = 90) -> None:
+        self.s = settings
+        self.http = httpx.Client(timeout=30)
+        self.out = out
+        self.timeout = timeout
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def call(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, url, **kwargs)
+        if response.is_error:
+            raise RuntimeError(f"{method} {url} -> {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    def wait_for(self, registration_id: str, statuses: set[RegistrationStatus]) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            person: dict[str, Any] = self.call("GET", f"{self.s.registration_url}/v1/registrations/{registration_id}")
+            if person["status"]["code"] in statuses:
+                return person
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{registration_id} still {person['status']['code']}, waiting for {statuses}")
+            time.sleep(0.2)
+
+    def run(self) -> DemoResult:
+        reg, review, pay = self.s.registration_url, self.s.review_url, self.s.payment_url
+        unit = self.call("POST", f"{reg}/v1/units", json={
+            "kind": "enterprise",
+            "name": "上海东方国际贸易有限公司",
+            "credit_code": demo_credit_code(),
+            "address": "上海市浦东新区世纪大道100号",
+            "industry": "批发和零售业 Wholesale and retail",
+            "contact": {"name": "王芳", "mobile": "13812345678", "email": "contact@dongfang-trade.example"},
+            "mission": {"affiliation": "residence"},
+        })  # fmt: skip
+        self.say(f"1. Unit {unit['id']} registered: mission {unit['mission']} / {unit['sub_mission']}")
+        people = [
+            ("张伟", "19850312", "13900001111", "zhang.wei@dongfang-trade.example", "采购经理 Purchasing manager"),
+            ("李娜", "19900728", "13900002222", "li.na@dongfang-trade.example", "采购专员 Buyer"),
+        ]
+        ids = []
+        for name, birth, mobile, email, title in people:
+            person = self.call("POST", f"{reg}/v1/units/{unit['id']}/people", json={
+                "name": name, "id_type": "resident_id", "id_number": demo_id_number(birth),
+                "mobile": mobile, "email": email, "job_title": title, "personnel_label": "purchaser",
+                "delivery_method": "express",
+                "delivery_address": {
+                    "recipient": name, "mobile": mobile, "province": "上海市", "city": "上海市",
+                    "district": "浦东新区", "detail": "世纪大道100号15楼", "postal_code": "200120",
+                },
+            })  # fmt: skip
+            upload = person["photo_upload"]
+            self.http.put(upload["url"], content=demo_photo(name), headers=upload["headers"]).raise_for_status()
+            self.call("POST", f"{reg}/v1/registrations/{person['registration_id']}/photo-confirm")
+            ids.append(person["registration_id"])
+            self.say(f"2. {name} registered as {person['registration_id']} with a photo")
+        decision = self.call("POST", f"{review}/v1/units/{unit['id']}/decision", json={
+            "decision": "approve", "reviewer": "shanghai-secretariat",
+        })  # fmt: skip
+        self.say(f"3. The Shanghai mission approved the unit: {decision['status']}")
+        for rid in ids:
+            person = self.wait_for(rid, {RegistrationStatus.UNPAID})
+            self.say(f"   {rid}: {person['status']['en']}, pay by {person['deadline']}")
+        order = self.call(
+            "POST", f"{pay}/v1/orders",
+            json={"unit_id": unit["id"], "registration_ids": ids, "qr_channel": "wechat"},
+            headers={"Idempotency-Key": f"demo-{unit['id']}"},
+        )  # fmt: skip
+        self.say(f"4. Order {order['order_no']}: {order['amount_fen'] / 100:.2f} yuan, QR {order['qr_payload']}")
+        paid = self.call("POST", order["qr_payload"])  # the buyer's phone scans and pays
+        self.say(f"5. Paid through the gateway sandbox: transaction {paid['transaction_id']}")
+        for rid in ids:
+            self.wait_for(rid, {RegistrationStatus.TO_BE_REVIEWED})
+        for rid in ids:
+            decision = self.call("POST", f"{review}/v1/registrations/{rid}/decision", json={
+                "decision": "approve", "reviewer": "shanghai-secretariat",
+            })  # fmt: skip
+            self.say(f"6. Personnel review of {rid}: {decision['status']}")
+        result = DemoResult(unit_id=unit["id"], registration_ids=ids, order_no=order["order_no"])
+        for rid in ids:
+            self.wait_for(rid, DONE)
+            result.timelines[rid] = self.call("GET", f"{reg}/v1/registrations/{rid}/timeline")
+        self.say("7. Certificates made and dispatched.\n")
+        for rid, timeline in result.timelines.items():
+            self.print_timeline(rid, timeline)
+        ui = f"{self.s.temporal_ui_url}/namespaces/{self.s.temporal_namespace}/workflows"
+        query = quote(f'ExpoEdition="{self.s.edition}" AND ExpoMission="{unit["mission"]}"')
+        self.say(f"In the Temporal UI: {ui}?query={query}")
+        return result
+
+    def print_timeline(self, registration_id: str, timeline: dict[str, Any]) -> None:
+        self.say(f"Timeline of {registration_id} — now: {timeline['status']['en']} ({timeline['status']['zh']})")
+        for step in timeline["steps"]:
+            extra = ", ".join(f"{k}={v}" for k, v in step["detail"].items())
+            self.say(f"  {step['at'][:19].replace('T', ' ')}  {step['status']['en']:<28} {extra}")
+        if timeline["next_action"]:
+            self.say(f"  next: {timeline['next_action']['en']}")
+        self.say("")
+
+
+def main() -> None:
+    Demo(get_settings()).run()
+
+
+if __name__ == "__main__":
+    main()

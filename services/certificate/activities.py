@@ -1,0 +1,156 @@
+"""Activities the workflows call on the certificate service: making and dispatching certificates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from services.certificate.admission_code import AdmissionClaims, AdmissionSigner
+from services.certificate.badge import BadgeData, render_badge
+from services.certificate.courier import Courier, SandboxCourier, ShippingAddress
+from services.certificate.models import Certificate, CertificateSequence
+from shared import contracts as c
+from shared.catalogue import load_edition, load_missions
+from shared.db import utcnow
+from shared.http import internal_headers
+from shared.service import ServiceContext
+from shared.storage import s3_client
+from shared.types import DeliveryMethod, RegistrationStatus
+
+
+def signer_for(ctx: ServiceContext) -> AdmissionSigner:
+    return AdmissionSigner.from_base64(ctx.settings.admission_signing_seed.get_secret_value())
+
+
+class CertificateActivities:
+    def __init__(self, ctx: ServiceContext, courier: Courier) -> None:
+        self.ctx = ctx
+        self.courier = courier
+        self.signer = signer_for(ctx)
+
+    async def _person(self, registration_id: str) -> dict[str, Any]:
+        response = await self.ctx.http.get(
+            f"{self.ctx.settings.registration_url}/internal/registrations/{registration_id}",
+            headers=internal_headers(self.ctx.settings),
+        )
+        response.raise_for_status()
+        person: dict[str, Any] = response.json()
+        return person
+
+    async def _next_number(self, edition_code: str) -> str:
+        edition = load_edition(edition_code)
+        async with self.ctx.db.transaction() as session:
+            if await session.get(CertificateSequence, edition_code) is None:
+                session.add(CertificateSequence(edition=edition_code, last_number=0))
+                await session.flush()
+            number = await session.scalar(
+                update(CertificateSequence)
+                .where(CertificateSequence.edition == edition_code)
+                .values(last_number=CertificateSequence.last_number + 1)
+                .returning(CertificateSequence.last_number)
+            )
+        assert number is not None
+        return f"B{edition.number:02d}-{number:07d}"
+
+    @activity.defn(name=c.MAKE_CERTIFICATE.name)
+    async def make(self, request: c.MakeCertificate) -> c.CertificateMade:
+        """Number the certificate, render the badge with its signed QR code and store it. Once per person."""
+        async with self.ctx.db.sessions() as session:
+            existing = await session.scalar(
+                select(Certificate).where(Certificate.registration_id == request.registration_id)
+            )
+        if existing is not None:
+            return c.CertificateMade(certificate_no=existing.certificate_no)
+        person = await self._person(request.registration_id)
+        edition = load_edition(request.edition)
+        missions = load_missions()
+        mission = missions.get(person["mission"])
+        if mission is None:
+            raise ApplicationError(f"unknown mission {person['mission']}", non_retryable=True)
+        sub = mission.sub_mission(person["sub_mission"]) if person["sub_mission"] else None
+        store = s3_client(self.ctx.settings)
+        photo = None
+        if person["photo_key"]:
+            photo = store.get_object(Bucket=self.ctx.settings.bucket_photos, Key=person["photo_key"])["Body"].read()
+        certificate_no = await self._next_number(request.edition)
+        issued_at = utcnow().replace(microsecond=0)
+        code = self.signer.sign(
+            AdmissionClaims(edition=request.edition, certificate_no=certificate_no, serial=1, issued_at=issued_at)
+        )
+        pdf = render_badge(
+            BadgeData(
+                edition_name_zh=edition.name_zh,
+                edition_name_en=edition.name_en,
+                certificate_no=certificate_no,
+                certificate_type_zh="专业观众证",
+                certificate_type_en="Professional Visitor",
+                holder_name=person["name"],
+                unit_name=person["unit_name"],
+                mission_name_zh=mission.name_zh,
+                mission_name_en=mission.name_en,
+                sub_mission_name_zh=sub.name_zh if sub else None,
+                sub_mission_name_en=sub.name_en if sub else None,
+                admission_code=code,
+                photo=photo,
+            )
+        )
+        badge_key = f"{request.edition}/{certificate_no}.pdf"
+        store.put_object(
+            Bucket=self.ctx.settings.bucket_certificates, Key=badge_key, Body=pdf, ContentType="application/pdf"
+        )
+        async with self.ctx.db.transaction() as session:
+            # A concurrent retry may have won: keep its certificate, drop this number unused.
+            winner = await session.scalar(
+                select(Certificate).where(Certificate.registration_id == request.registration_id)
+            )
+            if winner is not None:
+                return c.CertificateMade(certificate_no=winner.certificate_no)
+            session.add(
+                Certificate(
+                    certificate_no=certificate_no,
+                    edition=request.edition,
+                    registration_id=request.registration_id,
+                    badge_key=badge_key,
+                    issued_at=issued_at,
+                )
+            )
+        return c.CertificateMade(certificate_no=certificate_no)
+
+    @activity.defn(name=c.DISPATCH_CERTIFICATE.name)
+    async def dispatch(self, request: c.DispatchCertificate) -> c.Dispatched:
+        """Send the card by express, or hand it to the mission, or keep it for on-site pickup."""
+        async with self.ctx.db.sessions() as session:
+            certificate = await session.get(Certificate, request.certificate_no)
+        if certificate is None:
+            raise ApplicationError(f"unknown certificate {request.certificate_no}", non_retryable=True)
+        shipment = None
+        if request.delivery_method is DeliveryMethod.EXPRESS:
+            person = await self._person(request.registration_id)
+            address = ShippingAddress.model_validate(person["delivery_address"])
+            shipment = await self.courier.book(reference=request.certificate_no, address=address)
+        async with self.ctx.db.transaction() as session:
+            stored = await session.get(Certificate, request.certificate_no)
+            assert stored is not None
+            stored.delivery_method = request.delivery_method
+            stored.carrier = shipment.carrier if shipment else None
+            stored.tracking_no = shipment.tracking_no if shipment else None
+            stored.dispatched_at = stored.dispatched_at or utcnow()
+        status = {
+            DeliveryMethod.EXPRESS: RegistrationStatus.SHIPPED,
+            DeliveryMethod.MISSION_COLLECTION: RegistrationStatus.AWAITING_COLLECTION,
+            DeliveryMethod.ONSITE_PICKUP: RegistrationStatus.ONSITE_PICKUP,
+        }[request.delivery_method]
+        return c.Dispatched(
+            status=status,
+            carrier=shipment.carrier if shipment else None,
+            tracking_no=shipment.tracking_no if shipment else None,
+        )
+
+
+def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:
+    acts = CertificateActivities(ctx, SandboxCourier())
+    return [acts.make, acts.dispatch]

@@ -1,0 +1,75 @@
+"""The interface a payment gateway adapter implements, and the adapter for the sandbox gateway.
+
+A real adapter (UnionPay, WeChat Pay, Alipay, a bank's B2B gateway) implements the same methods with
+the provider's API; the service and the workflows do not change.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Protocol
+
+import httpx
+from pydantic import BaseModel
+
+from services.payment import signing
+from shared.db import utcnow
+from shared.types import QrChannel
+
+
+class QrCode(BaseModel):
+    payload: str  # what the QR code encodes: the buyer's phone opens it to pay
+    gateway_order_id: str
+
+
+class GatewayRefund(BaseModel):
+    gateway_refund_id: str
+    succeeded: bool
+
+
+class Callback(BaseModel):
+    """A gateway's asynchronous payment notice, once its signature has been verified."""
+
+    merchant_id: str
+    order_no: str
+    transaction_id: str
+    amount_fen: int
+    paid_at: str
+
+
+class PaymentGateway(Protocol):
+    async def create_qr(
+        self, *, order_no: str, amount_fen: int, channel: QrChannel, notify_url: str
+    ) -> QrCode: ...
+
+    async def refund(self, *, refund_no: str, transaction_id: str, amount_fen: int) -> GatewayRefund: ...
+
+
+class SandboxGateway:
+    """Talks to the sandbox gateway (services/payment/sandbox_gateway.py) over signed HTTP."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, merchant_id: str, key: str) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.merchant_id = merchant_id
+        self.key = key
+
+    async def _post(self, path: str, payload: dict[str, object]) -> dict[str, object]:
+        body = json.dumps({"merchant_id": self.merchant_id, **payload}).encode()
+        headers = {"Content-Type": "application/json", **signing.sign(self.key, body, utcnow())}
+        response = await self.http.post(f"{self.base_url}{path}", content=body, headers=headers)
+        response.raise_for_status()
+        result: dict[str, object] = response.json()
+        return result
+
+    async def create_qr(self, *, order_no: str, amount_fen: int, channel: QrChannel, notify_url: str) -> QrCode:
+        result = await self._post(
+            "/v1/qr", {"order_no": order_no, "amount_fen": amount_fen, "channel": channel.value, "notify_url": notify_url}
+        )
+        return QrCode.model_validate(result)
+
+    async def refund(self, *, refund_no: str, transaction_id: str, amount_fen: int) -> GatewayRefund:
+        result = await self._post(
+            "/v1/refunds", {"refund_no": refund_no, "transaction_id": transaction_id, "amount_fen": amount_fen}
+        )
+        return GatewayRefund.model_validate(result)

@@ -1,0 +1,127 @@
+"""The registration service's tables: units, people's registrations and their timelines.
+
+These rows are the buyer-facing read model: the workflows are the authority on status and write it
+here through the ``registration.record_*`` activities.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from shared.db import TYPE_ANNOTATION_MAP, service_metadata, utcnow
+from shared.types import (
+    Affiliation,
+    DeliveryMethod,
+    FeeKind,
+    IdType,
+    RegistrationStatus,
+    UnitKind,
+    UnitStatus,
+)
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata()
+    type_annotation_map = TYPE_ANNOTATION_MAP
+
+
+class Unit(Base):
+    __tablename__ = "units"
+    __table_args__ = (UniqueConstraint("edition", "credit_code"),)
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    edition: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[UnitKind] = mapped_column()
+    affiliation: Mapped[Affiliation] = mapped_column()
+    name: Mapped[str] = mapped_column(String(200))
+    credit_code: Mapped[str | None] = mapped_column(String(18))  # domestic units
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166 alpha-2; CN for domestic
+    foreign_registration_no: Mapped[str | None] = mapped_column(String(64))  # overseas units
+    address: Mapped[str] = mapped_column(String(300))
+    industry: Mapped[str] = mapped_column(String(100))
+    contact_name: Mapped[str] = mapped_column(String(100))
+    contact_mobile: Mapped[str] = mapped_column(String(32))  # E.164
+    contact_email: Mapped[str] = mapped_column(String(254))
+    # The mission that reviews and manages the unit (an industrial one when joined by referral code)
+    # and the one its statistics roll into (regional, Central Enterprise or NHC).
+    mission: Mapped[str] = mapped_column(String(64), index=True)
+    sub_mission: Mapped[str | None] = mapped_column(String(96))
+    statistics_mission: Mapped[str] = mapped_column(String(64))
+    statistics_sub_mission: Mapped[str | None] = mapped_column(String(96))
+    referral_code: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[UnitStatus] = mapped_column(default=UnitStatus.UNDER_REVIEW)
+    review_round: Mapped[int] = mapped_column(default=1)
+    reject_reason: Mapped[str | None] = mapped_column(Text)
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    people: Mapped[list[PersonRegistration]] = relationship(back_populates="unit")
+
+
+class PersonRegistration(Base):
+    __tablename__ = "person_registrations"
+    # One person registers once per edition.
+    __table_args__ = (
+        UniqueConstraint("edition", "id_type", "id_number"),
+        Index("ix_person_registrations_unit_status", "unit_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    edition: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    id_type: Mapped[IdType] = mapped_column()
+    id_number: Mapped[str] = mapped_column(String(32))
+    nationality: Mapped[str] = mapped_column(String(2))  # ISO 3166 alpha-2
+    mobile: Mapped[str] = mapped_column(String(32))  # E.164
+    email: Mapped[str] = mapped_column(String(254))
+    job_title: Mapped[str] = mapped_column(String(100))
+    personnel_label: Mapped[str] = mapped_column(String(64))
+    fee_kind: Mapped[FeeKind] = mapped_column(default=FeeKind.STANDARD)
+    delivery_method: Mapped[DeliveryMethod] = mapped_column()
+    delivery_address: Mapped[dict[str, Any] | None] = mapped_column()
+    photo_key: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[RegistrationStatus] = mapped_column(default=RegistrationStatus.SUBMITTED)
+    status_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deadline: Mapped[datetime | None] = mapped_column()
+    workflow_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    unit: Mapped[Unit] = relationship(back_populates="people")
+    events: Mapped[list[RegistrationEvent]] = relationship(
+        order_by="RegistrationEvent.seq", back_populates="registration"
+    )
+
+
+class RegistrationEvent(Base):
+    """One step of a person's timeline, written once per (registration, seq) by the workflow."""
+
+    __tablename__ = "registration_events"
+
+    registration_id: Mapped[str] = mapped_column(ForeignKey("person_registrations.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    step: Mapped[str] = mapped_column(String(32))
+    status: Mapped[RegistrationStatus] = mapped_column()
+    at: Mapped[datetime] = mapped_column()
+    deadline: Mapped[datetime | None] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    registration: Mapped[PersonRegistration] = relationship(back_populates="events")
+
+
+class UnitReviewEvent(Base):
+    """The unit's review rounds as the unit workflow recorded them."""
+
+    __tablename__ = "unit_review_events"
+
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    round: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[UnitStatus] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,59 @@
+"""Activities the workflows call on the review service: queueing subjects and recording decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from services.review.models import DecisionRecord, ReviewTask
+from shared import contracts as c
+from shared.service import ServiceContext
+from temporalio import activity
+
+
+class ReviewActivities:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    @activity.defn(name=c.OPEN_REVIEW_TASK.name)
+    async def open_task(self, task: c.OpenReviewTask) -> None:
+        async with self.ctx.db.transaction() as session:
+            exists = await session.scalar(
+                select(ReviewTask.id).where(
+                    ReviewTask.kind == task.kind, ReviewTask.subject_id == task.subject_id, ReviewTask.round == task.round
+                )
+            )
+            if exists is None:
+                session.add(ReviewTask(**task.model_dump()))
+
+    @activity.defn(name=c.RECORD_DECISION.name)
+    async def record_decision(self, decision: c.RecordDecision) -> None:
+        """Write the audit entry and take the subject off the queue, once."""
+        async with self.ctx.db.transaction() as session:
+            recorded = await session.scalar(
+                select(DecisionRecord.id).where(
+                    DecisionRecord.kind == decision.kind,
+                    DecisionRecord.subject_id == decision.subject_id,
+                    DecisionRecord.round == decision.round,
+                )
+            )
+            if recorded is not None:
+                return
+            session.add(DecisionRecord(**decision.model_dump()))
+            task = await session.scalar(
+                select(ReviewTask).where(
+                    ReviewTask.kind == decision.kind,
+                    ReviewTask.subject_id == decision.subject_id,
+                    ReviewTask.round == decision.round,
+                )
+            )
+            if task is not None:
+                task.decided_at = decision.decided_at
+                task.decision = decision.decision
+
+
+def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:
+    acts = ReviewActivities(ctx)
+    return [acts.open_task, acts.record_decision]

@@ -1,0 +1,87 @@
+"""Configuration for every process, read from the environment (prefix ``EXPO_``) or a ``.env`` file.
+
+The defaults are the embedded stack of ``./expo start``: everything on 127.0.0.1, SQLite files and
+the object store under ``var/``. Production overrides them through the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["registration", "review", "payment", "certificate", "notification"]
+SERVICES: tuple[ServiceName, ...] = ("registration", "review", "payment", "certificate", "notification")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EXPO_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("var")
+    edition: str = "ciie6"
+    # Run a past edition's calendar this many years later (a rehearsal: the embedded stack picks the
+    # shift that leaves registration open today). 0 in production.
+    edition_year_shift: int = 0
+
+    # One URL for every service (each owns distinct tables and its own migration history), e.g.
+    # postgresql://expo@db/expo. Unset: one SQLite file per service under data_dir.
+    database_url: str | None = None
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
+
+    s3_endpoint_url: str = "http://127.0.0.1:8333"
+    s3_public_endpoint_url: str | None = None  # what a browser uses for presigned URLs, if different
+    s3_region: str = "us-east-1"
+    s3_access_key: str = "expo"
+    s3_secret_key: SecretStr = SecretStr("expo-dev-secret")
+    bucket_photos: str = "expo-photos"
+    bucket_certificates: str = "expo-certificates"
+    bucket_vouchers: str = "expo-vouchers"
+    bucket_invoices: str = "expo-invoices"
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "CIIE Buyer Registration <buyers@expo.example>"
+    sms_outbox: Path | None = None  # the embedded SMS provider's outbox file; default data_dir/sms-outbox.jsonl
+
+    # Where each service is reached over HTTP (by the other services and by the demo).
+    registration_url: str = "http://127.0.0.1:8001"
+    review_url: str = "http://127.0.0.1:8002"
+    payment_url: str = "http://127.0.0.1:8003"
+    certificate_url: str = "http://127.0.0.1:8004"
+    notification_url: str = "http://127.0.0.1:8005"
+    gateway_url: str = "http://127.0.0.1:8010"  # the payment gateway (the sandbox in development)
+
+    # Service-to-service calls carry this bearer token on the /internal routes.
+    internal_token: SecretStr = SecretStr("dev-internal-token")
+    # Key shared with the payment gateway: callbacks are signed with it (HMAC-SHA256).
+    gateway_merchant_id: str = "EXPO-DEV-MERCHANT"
+    gateway_key: SecretStr = SecretStr("dev-gateway-key")
+    # Ed25519 seed (base64, 32 bytes) with which the organiser signs admission codes.
+    admission_signing_seed: SecretStr = SecretStr("ZGV2LWFkbWlzc2lvbi1zaWduaW5nLXNlZWQtMzJieXQ=")
+
+    def service_database_url(self, service: ServiceName) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def service_url(self, service: ServiceName) -> str:
+        url: str = getattr(self, f"{service}_url")
+        return url
+
+    @property
+    def sms_outbox_path(self) -> Path:
+        return self.sms_outbox or self.data_dir / "sms-outbox.jsonl"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,39 @@
+"""Calling service activities from workflow code, by contract."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from shared.contracts import ActivityRef, Message
+
+InputT = TypeVar("InputT", bound=Message)
+OutputT = TypeVar("OutputT")
+
+# Services may be down for a while (a deploy, a database restart): keep retrying, back off to a minute.
+# Business refusals are raised as non-retryable ApplicationErrors by the activities themselves.
+SERVICE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+
+
+async def call(
+    ref: ActivityRef[InputT, OutputT],
+    arg: InputT,
+    *,
+    summary: str | None = None,
+    timeout: timedelta = timedelta(seconds=30),
+) -> OutputT:
+    result_type: Any = None if ref.output is type(None) else ref.output
+    result: OutputT = await workflow.execute_activity(
+        ref.name,
+        arg,
+        task_queue=ref.task_queue,
+        result_type=result_type,
+        start_to_close_timeout=timeout,
+        retry_policy=SERVICE_RETRY,
+        summary=summary,
+    )
+    return result

@@ -1,0 +1,119 @@
+"""A payment order: one unit paying for a chosen set of its unpaid people by one method.
+
+Gateway confirmations arrive as signals, possibly repeated and out of order; each transaction id
+counts once. The first confirmation that covers the amount pays the order and tells every
+registration in it; money that arrives again is refunded.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from shared import contracts as c
+    from shared.temporal import SA_EDITION, SA_MISSION, SA_PAYMENT_METHOD, SA_STATUS, SA_UNIT, registration_workflow_id
+    from shared.types import OrderStatus
+
+from workflows.calls import call
+
+
+@workflow.defn(name="PaymentOrder")
+class PaymentOrderWorkflow:
+    @workflow.init
+    def __init__(self, start: c.PaymentOrderStart) -> None:
+        self.start = start
+        self.status = OrderStatus.AWAITING_PAYMENT
+        self._seen: set[str] = set()
+        self._arrived: list[c.GatewayConfirmation] = []
+        self._paid_by: str | None = None
+
+    @workflow.run
+    async def run(self, start: c.PaymentOrderStart) -> c.OrderProgress:
+        workflow.upsert_search_attributes(
+            [
+                SA_EDITION.value_set(start.edition),
+                SA_MISSION.value_set(start.mission),
+                SA_UNIT.value_set(start.unit_id),
+                SA_PAYMENT_METHOD.value_set(start.method.value),
+                SA_STATUS.value_set(self.status.value),
+            ]
+        )
+        # Until the method's deadline, handle every confirmation; after it, money is no longer taken.
+        while True:
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._arrived), timeout=max(start.deadline - workflow.now(), timedelta(0))
+                )
+            except TimeoutError:
+                break
+            while self._arrived:
+                await self._handle(self._arrived.pop(0))
+        if self.status is OrderStatus.AWAITING_PAYMENT:
+            self._set_status(OrderStatus.CLOSED)
+            await call(c.CLOSE_ORDER, c.CloseOrder(order_no=start.order_no, at=workflow.now()))
+        return self.progress()
+
+    async def _handle(self, confirmation: c.GatewayConfirmation) -> None:
+        if self.status is OrderStatus.AWAITING_PAYMENT and confirmation.amount_fen >= self.start.amount_fen:
+            await self._pay(confirmation)
+        else:
+            # Paid twice, or a part payment the order cannot use: the money goes back.
+            await call(
+                c.REFUND,
+                c.RefundRequest(
+                    refund_key=f"order:{self.start.order_no}:txn:{confirmation.transaction_id}",
+                    order_no=self.start.order_no,
+                    registration_id=None,
+                    amount_fen=confirmation.amount_fen,
+                    reason="duplicate payment" if self._paid_by else "amount does not match the order",
+                ),
+                summary=f"refund transaction {confirmation.transaction_id}",
+                timeout=timedelta(minutes=2),
+            )
+
+    async def _pay(self, confirmation: c.GatewayConfirmation) -> None:
+        self._paid_by = confirmation.transaction_id
+        await call(
+            c.MARK_ORDER_PAID,
+            c.MarkOrderPaid(
+                order_no=self.start.order_no,
+                transaction_id=confirmation.transaction_id,
+                amount_fen=confirmation.amount_fen,
+                paid_at=confirmation.paid_at,
+            ),
+            summary="mark the order paid",
+        )
+        self._set_status(OrderStatus.PAID)
+        paid = c.PaymentConfirmed(
+            order_no=self.start.order_no,
+            method=self.start.method,
+            transaction_id=confirmation.transaction_id,
+            paid_at=confirmation.paid_at,
+        )
+        for registration_id in self.start.registration_ids:
+            handle = workflow.get_external_workflow_handle(
+                registration_workflow_id(self.start.edition, registration_id)
+            )
+            await handle.signal(c.SIGNAL_PAYMENT_CONFIRMED, paid)
+
+    def _set_status(self, status: OrderStatus) -> None:
+        self.status = status
+        workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
+        workflow.set_current_details(f"Order {self.start.order_no}: **{status.value}**")
+
+    @workflow.signal(name=c.SIGNAL_GATEWAY_CONFIRMATION)
+    def on_gateway_confirmation(self, confirmation: c.GatewayConfirmation) -> None:
+        if confirmation.transaction_id in self._seen:
+            return  # the gateway delivered the same callback again
+        self._seen.add(confirmation.transaction_id)
+        self._arrived.append(confirmation)
+
+    @workflow.query(name=c.QUERY_PROGRESS)
+    def progress(self) -> c.OrderProgress:
+        return c.OrderProgress(
+            paid=self.status is OrderStatus.PAID,
+            closed=self.status is OrderStatus.CLOSED,
+            transaction_ids=sorted(self._seen),
+        )
