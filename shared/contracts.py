@@ -171,7 +171,9 @@ class Notified(Message):
     email_sent: bool
 
 
-RECORD_STATUS = ActivityRef("registration.record_status", temporal.REGISTRATION_QUEUE, RecordStatus, type(None))
+RECORD_STATUS = ActivityRef(
+    "registration.record_status", temporal.REGISTRATION_QUEUE, RecordStatus, type(None)
+)
 RECORD_UNIT_STATUS = ActivityRef(
     "registration.record_unit_status", temporal.REGISTRATION_QUEUE, RecordUnitStatus, type(None)
 )
@@ -180,7 +182,9 @@ RECORD_DECISION = ActivityRef("review.record_decision", temporal.REVIEW_QUEUE, R
 MARK_ORDER_PAID = ActivityRef("payment.mark_order_paid", temporal.PAYMENT_QUEUE, MarkOrderPaid, type(None))
 CLOSE_ORDER = ActivityRef("payment.close_order", temporal.PAYMENT_QUEUE, CloseOrder, type(None))
 REFUND = ActivityRef("payment.refund", temporal.PAYMENT_QUEUE, RefundRequest, RefundResult)
-MAKE_CERTIFICATE = ActivityRef("certificate.make", temporal.CERTIFICATE_QUEUE, MakeCertificate, CertificateMade)
+MAKE_CERTIFICATE = ActivityRef(
+    "certificate.make", temporal.CERTIFICATE_QUEUE, MakeCertificate, CertificateMade
+)
 DISPATCH_CERTIFICATE = ActivityRef(
     "certificate.dispatch", temporal.CERTIFICATE_QUEUE, DispatchCertificate, Dispatched
 )

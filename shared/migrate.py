@@ -1,8 +1,8 @@
 """Alembic migrations, one history per service (its own folder and its own version table).
 
-    expo-migrate                       # upgrade every service to head
-    expo-migrate registration          # one service
-    expo-migrate --revision review -m "add queue index"   # autogenerate a revision
+expo-migrate                       # upgrade every service to head
+expo-migrate registration          # one service
+expo-migrate --revision review -m "add queue index"   # autogenerate a revision
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def alembic_config(service: ServiceName, settings: Settings) -> Config:
     # '%' is Alembic's interpolation character; URLs may contain it (encoded passwords).
     config.set_main_option(
         "sqlalchemy.url",
-        sync_url(settings.service_database_url(service)).render_as_string(hide_password=False).replace("%", "%%"),
+        sync_url(settings.service_database_url(service))
+        .render_as_string(hide_password=False)
+        .replace("%", "%%"),
     )
     config.attributes["service"] = service
     return config
@@ -65,8 +67,12 @@ def upgrade(services: tuple[ServiceName, ...] = SERVICES, settings: Settings | N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("services", nargs="*", metavar="SERVICE", help=f"default: all of {', '.join(SERVICES)}")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "services", nargs="*", metavar="SERVICE", help=f"default: all of {', '.join(SERVICES)}"
+    )
     parser.add_argument("--revision", metavar="SERVICE", choices=SERVICES, help="autogenerate a revision")
     parser.add_argument("-m", "--message", default="change")
     args = parser.parse_args()

@@ -39,7 +39,9 @@ class ServiceContext:
         await self.db.dispose()
 
 
-async def open_context(service: ServiceName, settings: Settings | None = None, *, lazy: bool = False) -> ServiceContext:
+async def open_context(
+    service: ServiceName, settings: Settings | None = None, *, lazy: bool = False
+) -> ServiceContext:
     settings = settings or get_settings()
     temporal = await connect(settings, lazy=lazy)
     return ServiceContext(

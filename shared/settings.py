@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     mail_from: str = "CIIE Buyer Registration <buyers@expo.example>"
-    sms_outbox: Path | None = None  # the embedded SMS provider's outbox file; default data_dir/sms-outbox.jsonl
+    sms_outbox: Path | None = (
+        None  # the embedded SMS provider's outbox file; default data_dir/sms-outbox.jsonl
+    )
 
     # Where each service is reached over HTTP (by the other services and by the demo).
     registration_url: str = "http://127.0.0.1:8001"

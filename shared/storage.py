@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 def s3_client(settings: Settings, *, public: bool = False) -> S3Client:
     """A client for the store; ``public=True`` signs URLs for the address a browser reaches."""
-    endpoint = (settings.s3_public_endpoint_url or settings.s3_endpoint_url) if public else settings.s3_endpoint_url
+    endpoint = (
+        (settings.s3_public_endpoint_url or settings.s3_endpoint_url) if public else settings.s3_endpoint_url
+    )
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -28,7 +30,12 @@ def s3_client(settings: Settings, *, public: bool = False) -> S3Client:
 
 
 def all_buckets(settings: Settings) -> list[str]:
-    return [settings.bucket_photos, settings.bucket_certificates, settings.bucket_vouchers, settings.bucket_invoices]
+    return [
+        settings.bucket_photos,
+        settings.bucket_certificates,
+        settings.bucket_vouchers,
+        settings.bucket_invoices,
+    ]
 
 
 def ensure_buckets(settings: Settings) -> None:

@@ -13,7 +13,14 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from shared import contracts as c
-    from shared.temporal import SA_EDITION, SA_MISSION, SA_PAYMENT_METHOD, SA_STATUS, SA_UNIT, registration_workflow_id
+    from shared.temporal import (
+        SA_EDITION,
+        SA_MISSION,
+        SA_PAYMENT_METHOD,
+        SA_STATUS,
+        SA_UNIT,
+        registration_workflow_id,
+    )
     from shared.types import OrderStatus
 
 from workflows.calls import call

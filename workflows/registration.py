@@ -1,11 +1,11 @@
 """One person's registration for one edition, from submission to a delivered certificate.
 
-    submitted ──unit approved──▶ unpaid ──paid──▶ to_be_reviewed ──pass──▶ approved
-        ▲  │                       │                    │                    │ certificate-making
-        │  └─unit rejected─▶ unit_rejected              └─fail─▶ review_failed ─refund─▶ refunded
-        └──────resubmitted────────┘  deadline ─▶ expired                     ▼
-                                         certificate_issued ─▶ shipped / awaiting_collection /
-                                                               onsite_pickup ─▶ delivered
+submitted ──unit approved──▶ unpaid ──paid──▶ to_be_reviewed ──pass──▶ approved
+    ▲  │                       │                    │                    │ certificate-making
+    │  └─unit rejected─▶ unit_rejected              └─fail─▶ review_failed ─refund─▶ refunded
+    └──────resubmitted────────┘  deadline ─▶ expired                     ▼
+                                     certificate_issued ─▶ shipped / awaiting_collection /
+                                                           onsite_pickup ─▶ delivered
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ with workflow.unsafe.imports_passed_through():
     from shared.temporal import (
         SA_EDITION,
         SA_MISSION,
+        SA_PAYMENT_METHOD,
         SA_STATUS,
         SA_SUB_MISSION,
         SA_UNIT,
-        SA_PAYMENT_METHOD,
     )
     from shared.types import Decision, RegistrationStatus, UnitStatus
 
@@ -45,6 +45,7 @@ class BuyerRegistrationWorkflow:
         self._unit_events: list[c.UnitStatusChanged] = []
         self._payment: c.PaymentConfirmed | None = None
         self._decision: c.ReviewDecision | None = None
+        self._in_review = False  # paid and queued for the personnel review
         self._decided = False  # the decision is in the audit log: the lifecycle may act on it
         self._delivered: c.CertificateDelivered | None = None
         self._certificate_no: str | None = None
@@ -81,9 +82,7 @@ class BuyerRegistrationWorkflow:
                 return False
             while self._unit_events and self._payment is None:
                 await self._follow_unit(self._unit_events.pop(0))
-        payment = self._payment
-        workflow.upsert_search_attributes([SA_PAYMENT_METHOD.value_set(payment.method.value)])
-        await self._enter(c.Step.PAID, S.TO_BE_REVIEWED, detail={"order_no": payment.order_no})
+        workflow.upsert_search_attributes([SA_PAYMENT_METHOD.value_set(self._payment.method.value)])
         return True
 
     async def _follow_unit(self, event: c.UnitStatusChanged) -> None:
@@ -95,6 +94,9 @@ class BuyerRegistrationWorkflow:
             await self._enter(c.Step.UNIT_RESUBMITTED, S.SUBMITTED)
 
     async def _personnel_review(self) -> None:
+        assert self._payment is not None
+        self._in_review = True  # from now on a personnel decision is accepted
+        # In the staff's queue before the buyer reads "to be reviewed", so a decision can follow at once.
         await call(
             c.OPEN_REVIEW_TASK,
             c.OpenReviewTask(
@@ -110,6 +112,7 @@ class BuyerRegistrationWorkflow:
             ),
             summary="queue for personnel review",
         )
+        await self._enter(c.Step.PAID, S.TO_BE_REVIEWED, detail={"order_no": self._payment.order_no})
         await workflow.wait_condition(lambda: self._decided)
         assert self._decision is not None
         if self._decision.decision is Decision.REJECT:
@@ -204,7 +207,9 @@ class BuyerRegistrationWorkflow:
                 ]
             )
         workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
-        workflow.set_current_details(f"**{status.label_en}** ({status.label_zh}) since {now:%Y-%m-%d %H:%M} UTC")
+        workflow.set_current_details(
+            f"**{status.label_en}** ({status.label_zh}) since {now:%Y-%m-%d %H:%M} UTC"
+        )
         await call(
             c.RECORD_STATUS,
             c.RecordStatus(
@@ -232,7 +237,9 @@ class BuyerRegistrationWorkflow:
                 params=params,
             )
             # Not awaited here: the lifecycle goes on while the message is sent (and retried).
-            self._background.append(asyncio.ensure_future(call(c.NOTIFY, message, summary=f"notify {step.value}")))
+            self._background.append(
+                asyncio.ensure_future(call(c.NOTIFY, message, summary=f"notify {step.value}"))
+            )
 
     # ---------------------------------------------------------------- messages
 
@@ -269,15 +276,17 @@ class BuyerRegistrationWorkflow:
             summary=f"personnel review: {decision.decision.value}",
         )
         self._decided = True
-        await workflow.wait_condition(lambda: self.status is not S.TO_BE_REVIEWED)
+        await workflow.wait_condition(lambda: self.status not in (S.UNPAID, S.TO_BE_REVIEWED))
         return c.DecisionResult(status=self.status.value)
 
     @decide.validator
     def _validate_decision(self, decision: c.ReviewDecision) -> None:
         if self._decision is not None:
             raise refuse("already_decided", f"already decided: {self._decision.decision.value}")
-        if self.status is not S.TO_BE_REVIEWED:
-            raise refuse("not_awaiting_review", f"not awaiting personnel review (status: {self.status.value})")
+        if not self._in_review:
+            raise refuse(
+                "not_awaiting_review", f"not awaiting personnel review (status: {self.status.value})"
+            )
         if decision.decision is Decision.REJECT and not (decision.reason or "").strip():
             raise refuse("reason_required", "a rejection needs a reason")
 

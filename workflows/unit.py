@@ -89,7 +89,9 @@ class UnitWorkflow:
             ),
             summary=f"record unit {self.status.value}",
         )
-        event = c.UnitStatusChanged(status=self.status, round=self.round, at=workflow.now(), reason=self.reason)
+        event = c.UnitStatusChanged(
+            status=self.status, round=self.round, at=workflow.now(), reason=self.reason
+        )
         self._pending.extend((workflow_id, event) for workflow_id in self.members.values())
 
     # ---------------------------------------------------------------- messages
@@ -100,7 +102,9 @@ class UnitWorkflow:
             return
         self.members[member.registration_id] = member.workflow_id
         if self.status is not UnitStatus.UNDER_REVIEW:
-            event = c.UnitStatusChanged(status=self.status, round=self.round, at=workflow.now(), reason=self.reason)
+            event = c.UnitStatusChanged(
+                status=self.status, round=self.round, at=workflow.now(), reason=self.reason
+            )
             self._pending.append((member.workflow_id, event))
 
     @workflow.update(name=c.UPDATE_DECIDE)

@@ -27,10 +27,11 @@ from shared.types import RegistrationStatus
 DONE = {RegistrationStatus.SHIPPED, RegistrationStatus.AWAITING_COLLECTION, RegistrationStatus.ONSITE_PICKUP}
 
 
-def demo_credit_code() -> str:
-    """A valid Unified Social Credit Code of an enterprise registered in Pudong, Shanghai (310115)."""
+def demo_credit_code(division: str = "310115") -> str:
+    """A valid Unified Social Credit Code of an enterprise registered in ``division`` (default: Pudong,
+    Shanghai)."""
     while True:
-        body = "91310115" + "".join(secrets.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(9))
+        body = "91" + division + "".join(secrets.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(9))
         code = body + uscc.calc_check_digit(body)
         if uscc.is_valid(code):
             return code
@@ -79,11 +80,15 @@ class Demo:
     def wait_for(self, registration_id: str, statuses: set[RegistrationStatus]) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
         while True:
-            person: dict[str, Any] = self.call("GET", f"{self.s.registration_url}/v1/registrations/{registration_id}")
+            person: dict[str, Any] = self.call(
+                "GET", f"{self.s.registration_url}/v1/registrations/{registration_id}"
+            )
             if person["status"]["code"] in statuses:
                 return person
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{registration_id} still {person['status']['code']}, waiting for {statuses}")
+                raise TimeoutError(
+                    f"{registration_id} still {person['status']['code']}, waiting for {statuses}"
+                )
             time.sleep(0.2)
 
     def run(self) -> DemoResult:
@@ -99,7 +104,13 @@ class Demo:
         })  # fmt: skip
         self.say(f"1. Unit {unit['id']} registered: mission {unit['mission']} / {unit['sub_mission']}")
         people = [
-            ("张伟", "19850312", "13900001111", "zhang.wei@dongfang-trade.example", "采购经理 Purchasing manager"),
+            (
+                "张伟",
+                "19850312",
+                "13900001111",
+                "zhang.wei@dongfang-trade.example",
+                "采购经理 Purchasing manager",
+            ),
             ("李娜", "19900728", "13900002222", "li.na@dongfang-trade.example", "采购专员 Buyer"),
         ]
         ids = []
@@ -114,7 +125,9 @@ class Demo:
                 },
             })  # fmt: skip
             upload = person["photo_upload"]
-            self.http.put(upload["url"], content=demo_photo(name), headers=upload["headers"]).raise_for_status()
+            self.http.put(
+                upload["url"], content=demo_photo(name), headers=upload["headers"]
+            ).raise_for_status()
             self.call("POST", f"{reg}/v1/registrations/{person['registration_id']}/photo-confirm")
             ids.append(person["registration_id"])
             self.say(f"2. {name} registered as {person['registration_id']} with a photo")
@@ -130,7 +143,9 @@ class Demo:
             json={"unit_id": unit["id"], "registration_ids": ids, "qr_channel": "wechat"},
             headers={"Idempotency-Key": f"demo-{unit['id']}"},
         )  # fmt: skip
-        self.say(f"4. Order {order['order_no']}: {order['amount_fen'] / 100:.2f} yuan, QR {order['qr_payload']}")
+        self.say(
+            f"4. Order {order['order_no']}: {order['amount_fen'] / 100:.2f} yuan, QR {order['qr_payload']}"
+        )
         paid = self.call("POST", order["qr_payload"])  # the buyer's phone scans and pays
         self.say(f"5. Paid through the gateway sandbox: transaction {paid['transaction_id']}")
         for rid in ids:
@@ -153,7 +168,9 @@ class Demo:
         return result
 
     def print_timeline(self, registration_id: str, timeline: dict[str, Any]) -> None:
-        self.say(f"Timeline of {registration_id} — now: {timeline['status']['en']} ({timeline['status']['zh']})")
+        self.say(
+            f"Timeline of {registration_id} — now: {timeline['status']['en']} ({timeline['status']['zh']})"
+        )
         for step in timeline["steps"]:
             extra = ", ".join(f"{k}={v}" for k, v in step["detail"].items())
             self.say(f"  {step['at'][:19].replace('T', ' ')}  {step['status']['en']:<28} {extra}")

@@ -120,7 +120,7 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        return Settings(**{key.removeprefix("EXPO_").lower(): value for key, value in self.env.items()})
+        return Settings.model_validate({key.removeprefix("EXPO_").lower(): value for key, value in self.env.items()})
 
     def _infrastructure(self) -> list[Process]:
         p = self.ports
@@ -143,7 +143,8 @@ class Stack:
         ]  # fmt: skip
         grpc = free_ports([f"{name}_grpc" for name in WEED_GRPC])
         weed += [
-            f"-{'s3' if n == 's3' else n.removeprefix('weed_')}.port.grpc={grpc[f'{n}_grpc']}" for n in WEED_GRPC
+            f"-{'s3' if n == 's3' else n.removeprefix('weed_')}.port.grpc={grpc[f'{n}_grpc']}"
+            for n in WEED_GRPC
         ]
         settings = self.settings
         weed_env = {
@@ -169,7 +170,9 @@ class Stack:
             return Process(name, argv, f"http://127.0.0.1:{port}/healthz")
 
         processes = [api(f"{s}-api", f"services.{s}.api:app", self.ports[s]) for s in SERVICES]
-        processes.append(api("gateway-sandbox", "services.payment.sandbox_gateway:app", self.ports["gateway"]))
+        processes.append(
+            api("gateway-sandbox", "services.payment.sandbox_gateway:app", self.ports["gateway"])
+        )
         processes += [Process(f"{s}-worker", [sys.executable, "-m", "services.worker", s]) for s in SERVICES]
         processes.append(Process("workflow-worker", [sys.executable, "-m", "workflows.worker"]))
         return processes
@@ -217,8 +220,11 @@ class Stack:
                 self._spawn(process)
             self._wait_ready(infrastructure)
             self._retry(lambda: ensure_buckets(self.settings), "creating the buckets")
-            subprocess.run(  # noqa: S603
-                [sys.executable, "-m", "shared.migrate"], env={**os.environ, **self.env}, check=True, cwd=self.data_dir
+            subprocess.run(
+                [sys.executable, "-m", "shared.migrate"],
+                env={**os.environ, **self.env},
+                check=True,
+                cwd=self.data_dir,
             )
             services = self._services()
             for process in services:
@@ -272,9 +278,8 @@ class Stack:
         edition = load_edition(self.edition).shifted(self.year_shift)
         closes = edition.local(edition.deadlines.registration_closes)
         lines = [f"  {name:<26}{url}" for name, url in rows]
-        note = (
-            f"  Edition {edition.code}: registration closes {closes:%Y-%m-%d %H:%M} Beijing time"
-            + (f" (calendar moved {self.year_shift} years ahead for this rehearsal)" if self.year_shift else "")
+        note = f"  Edition {edition.code}: registration closes {closes:%Y-%m-%d %H:%M} Beijing time" + (
+            f" (calendar moved {self.year_shift} years ahead for this rehearsal)" if self.year_shift else ""
         )
         return "\n".join(["", *lines, "", note, f"  Data and logs: {self.data_dir}", ""])
 
@@ -289,7 +294,9 @@ def running(stack: Stack) -> Iterator[Stack]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", type=Path, default=Path("var"))
     parser.add_argument("--free-ports", action="store_true", help="pick free ports instead of the defaults")
     args = parser.parse_args()

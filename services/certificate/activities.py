@@ -75,11 +75,15 @@ class CertificateActivities:
         store = s3_client(self.ctx.settings)
         photo = None
         if person["photo_key"]:
-            photo = store.get_object(Bucket=self.ctx.settings.bucket_photos, Key=person["photo_key"])["Body"].read()
+            photo = store.get_object(Bucket=self.ctx.settings.bucket_photos, Key=person["photo_key"])[
+                "Body"
+            ].read()
         certificate_no = await self._next_number(request.edition)
         issued_at = utcnow().replace(microsecond=0)
         code = self.signer.sign(
-            AdmissionClaims(edition=request.edition, certificate_no=certificate_no, serial=1, issued_at=issued_at)
+            AdmissionClaims(
+                edition=request.edition, certificate_no=certificate_no, serial=1, issued_at=issued_at
+            )
         )
         pdf = render_badge(
             BadgeData(
@@ -100,7 +104,10 @@ class CertificateActivities:
         )
         badge_key = f"{request.edition}/{certificate_no}.pdf"
         store.put_object(
-            Bucket=self.ctx.settings.bucket_certificates, Key=badge_key, Body=pdf, ContentType="application/pdf"
+            Bucket=self.ctx.settings.bucket_certificates,
+            Key=badge_key,
+            Body=pdf,
+            ContentType="application/pdf",
         )
         async with self.ctx.db.transaction() as session:
             # A concurrent retry may have won: keep its certificate, drop this number unused.

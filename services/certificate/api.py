@@ -57,7 +57,12 @@ class VerifyOut(BaseModel):
     certificate_no: str | None = None
 
 
-@app.get("/v1/certificates/{certificate_no}", response_model=CertificateOut, responses=ERRORS, tags=["certificates"])
+@app.get(
+    "/v1/certificates/{certificate_no}",
+    response_model=CertificateOut,
+    responses=ERRORS,
+    tags=["certificates"],
+)
 async def get_certificate(certificate_no: str, ctx: Ctx) -> Certificate:
     async with ctx.db.sessions() as session:
         certificate = await session.get(Certificate, certificate_no)
@@ -74,7 +79,9 @@ async def get_certificate(certificate_no: str, ctx: Ctx) -> Certificate:
 )
 async def certificate_of(registration_id: str, ctx: Ctx) -> Certificate:
     async with ctx.db.sessions() as session:
-        certificate = await session.scalar(select(Certificate).where(Certificate.registration_id == registration_id))
+        certificate = await session.scalar(
+            select(Certificate).where(Certificate.registration_id == registration_id)
+        )
     if certificate is None:
         raise not_found("certificate", "证件")
     return certificate
@@ -83,7 +90,9 @@ async def certificate_of(registration_id: str, ctx: Ctx) -> Certificate:
 @app.get("/v1/certificates/{certificate_no}/badge.pdf", responses=ERRORS, tags=["certificates"])
 async def badge(certificate_no: str, ctx: Ctx) -> Response:
     certificate = await get_certificate(certificate_no, ctx)
-    data = s3_client(ctx.settings).get_object(Bucket=ctx.settings.bucket_certificates, Key=certificate.badge_key)
+    data = s3_client(ctx.settings).get_object(
+        Bucket=ctx.settings.bucket_certificates, Key=certificate.badge_key
+    )
     return Response(data["Body"].read(), media_type="application/pdf")
 
 

@@ -65,7 +65,9 @@ class NotificationActivities:
             await self._log(request, "sms", person["mobile"], subject, text)
         if "email" not in sent:
             body = f"{person['name']}：\n\n{zh}\n\n{en}\n\n— 中国国际进口博览局 CIIE Bureau"
-            await send_email(self.ctx.settings, to=person["email"], subject=subject, text=body, message_id_key=request.key)
+            await send_email(
+                self.ctx.settings, to=person["email"], subject=subject, text=body, message_id_key=request.key
+            )
             await self._log(request, "email", person["email"], subject, body)
         return c.Notified(sms_sent=sms_due, email_sent=True)
 

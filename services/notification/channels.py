@@ -27,7 +27,9 @@ class OutboxSmsProvider:
         self._lock = asyncio.Lock()
 
     async def send(self, *, key: str, mobile: str, text: str) -> None:
-        line = json.dumps({"key": key, "to": mobile, "text": text, "at": utcnow().isoformat()}, ensure_ascii=False)
+        line = json.dumps(
+            {"key": key, "to": mobile, "text": text, "at": utcnow().isoformat()}, ensure_ascii=False
+        )
         async with self._lock:
             await asyncio.to_thread(self._append, line)
 

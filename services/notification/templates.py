@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 from shared.contracts import Step
 
-
 BEIJING = ZoneInfo("Asia/Shanghai")
 
 
@@ -72,7 +71,10 @@ TEMPLATES: dict[Step, Template] = {
 }
 
 DELIVERY = {
-    "express": ("快递寄送，承运商{carrier}，运单号{tracking_no}", "sent by express, carrier {carrier}, waybill {tracking_no}"),
+    "express": (
+        "快递寄送，承运商{carrier}，运单号{tracking_no}",
+        "sent by express, carrier {carrier}, waybill {tracking_no}",
+    ),
     "mission_collection": ("请向所属交易团领取", "collect it from your trade mission"),
     "onsite_pickup": (
         "请凭护照或证件在展馆证件中心现场领取",

@@ -20,7 +20,9 @@ from shared.types import OrderStatus
 
 def gateway_for(ctx: ServiceContext) -> PaymentGateway:
     settings = ctx.settings
-    return SandboxGateway(ctx.http, settings.gateway_url, settings.gateway_merchant_id, settings.gateway_key.get_secret_value())
+    return SandboxGateway(
+        ctx.http, settings.gateway_url, settings.gateway_merchant_id, settings.gateway_key.get_secret_value()
+    )
 
 
 class PaymentActivities:
@@ -55,7 +57,9 @@ class PaymentActivities:
             if refund is None:
                 order = await session.get(PaymentOrder, request.order_no)
                 if order is None or order.transaction_id is None:
-                    raise ApplicationError(f"order {request.order_no} has no payment to refund", non_retryable=True)
+                    raise ApplicationError(
+                        f"order {request.order_no} has no payment to refund", non_retryable=True
+                    )
                 amount = request.amount_fen
                 if request.registration_id is not None:  # that person's share of the order
                     item = await session.get(OrderItem, (request.order_no, request.registration_id))

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
+from temporalio.common import WorkflowIDReusePolicy
 
 from services.payment import signing
 from services.payment.activities import gateway_for
@@ -23,7 +24,6 @@ from shared.ids import new_id
 from shared.service import ServiceContext, context, create_service_app
 from shared.temporal import WORKFLOW_TASK_QUEUE, payment_order_workflow_id
 from shared.types import FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
-from temporalio.common import WorkflowIDReusePolicy
 
 app = create_service_app(
     "payment",
@@ -73,7 +73,10 @@ def _order_out(order: PaymentOrder) -> OrderOut:
         qr_payload=order.qr_payload,
         transaction_id=order.transaction_id,
         paid_at=order.paid_at,
-        items=[OrderItemOut(registration_id=i.registration_id, fee_kind=i.fee_kind, amount_fen=i.amount_fen) for i in order.items],
+        items=[
+            OrderItemOut(registration_id=i.registration_id, fee_kind=i.fee_kind, amount_fen=i.amount_fen)
+            for i in order.items
+        ],
     )
 
 
@@ -115,27 +118,39 @@ async def create_order(
     if utcnow() >= deadline:
         closed = edition.local(deadline)
         raise ApiError(
-            409, "payment_closed", f"Payment by {body.method.value} closed at {closed:%Y-%m-%d %H:%M} Beijing time",
+            409,
+            "payment_closed",
+            f"Payment by {body.method.value} closed at {closed:%Y-%m-%d %H:%M} Beijing time",
             f"该缴费方式已于北京时间{closed:%Y-%m-%d %H:%M}截止",
         )
     mission, unpaid = await _unpaid_members(ctx, body.unit_id)
     not_payable = sorted(set(body.registration_ids) - set(unpaid))
     if not_payable:
         raise ApiError(
-            409, "not_unpaid", f"not unpaid members of the unit: {', '.join(not_payable)}",
-            f"以下人员不属于该单位或不在待缴费状态：{', '.join(not_payable)}", field="registration_ids",
+            409,
+            "not_unpaid",
+            f"not unpaid members of the unit: {', '.join(not_payable)}",
+            f"以下人员不属于该单位或不在待缴费状态：{', '.join(not_payable)}",
+            field="registration_ids",
         )
     async with ctx.db.sessions() as session:
-        in_open_order = (await session.scalars(
-            select(OrderItem.registration_id).join(PaymentOrder).where(
-                OrderItem.registration_id.in_(body.registration_ids),
-                PaymentOrder.status == OrderStatus.AWAITING_PAYMENT,
+        in_open_order = (
+            await session.scalars(
+                select(OrderItem.registration_id)
+                .join(PaymentOrder)
+                .where(
+                    OrderItem.registration_id.in_(body.registration_ids),
+                    PaymentOrder.status == OrderStatus.AWAITING_PAYMENT,
+                )
             )
-        )).all()
+        ).all()
     if in_open_order:
         raise ApiError(
-            409, "already_in_open_order", f"already in an open order: {', '.join(sorted(in_open_order))}",
-            "部分人员已在待支付订单中", field="registration_ids",
+            409,
+            "already_in_open_order",
+            f"already in an open order: {', '.join(sorted(in_open_order))}",
+            "部分人员已在待支付订单中",
+            field="registration_ids",
         )
     items = [
         OrderItem(registration_id=rid, fee_kind=unpaid[rid], amount_fen=edition.fee(unpaid[rid]))
@@ -162,7 +177,12 @@ async def create_order(
             notify_url=f"{ctx.settings.payment_url}/v1/gateway/notify",
         )
     except httpx.HTTPError as exc:
-        raise ApiError(503, "gateway_unavailable", "the payment gateway is not answering; try again", "支付网关暂时无法访问，请稍后重试") from exc
+        raise ApiError(
+            503,
+            "gateway_unavailable",
+            "the payment gateway is not answering; try again",
+            "支付网关暂时无法访问，请稍后重试",
+        ) from exc
     order.qr_payload = qr.payload
     async with ctx.db.transaction() as session:
         session.add(order)
@@ -226,6 +246,8 @@ async def gateway_notify(request: Request, ctx: Ctx) -> str:
             )
     await ctx.temporal.get_workflow_handle(payment_order_workflow_id(order.edition, order.order_no)).signal(
         c.SIGNAL_GATEWAY_CONFIRMATION,
-        c.GatewayConfirmation(transaction_id=callback.transaction_id, amount_fen=callback.amount_fen, paid_at=paid_at),
+        c.GatewayConfirmation(
+            transaction_id=callback.transaction_id, amount_fen=callback.amount_fen, paid_at=paid_at
+        ),
     )
     return "success"

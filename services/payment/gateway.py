@@ -62,14 +62,23 @@ class SandboxGateway:
         result: dict[str, object] = response.json()
         return result
 
-    async def create_qr(self, *, order_no: str, amount_fen: int, channel: QrChannel, notify_url: str) -> QrCode:
+    async def create_qr(
+        self, *, order_no: str, amount_fen: int, channel: QrChannel, notify_url: str
+    ) -> QrCode:
         result = await self._post(
-            "/v1/qr", {"order_no": order_no, "amount_fen": amount_fen, "channel": channel.value, "notify_url": notify_url}
+            "/v1/qr",
+            {
+                "order_no": order_no,
+                "amount_fen": amount_fen,
+                "channel": channel.value,
+                "notify_url": notify_url,
+            },
         )
         return QrCode.model_validate(result)
 
     async def refund(self, *, refund_no: str, transaction_id: str, amount_fen: int) -> GatewayRefund:
         result = await self._post(
-            "/v1/refunds", {"refund_no": refund_no, "transaction_id": transaction_id, "amount_fen": amount_fen}
+            "/v1/refunds",
+            {"refund_no": refund_no, "transaction_id": transaction_id, "amount_fen": amount_fen},
         )
         return GatewayRefund.model_validate(result)

@@ -35,7 +35,9 @@ class PaymentOrder(Base):
     paid_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    items: Mapped[list[OrderItem]] = relationship(back_populates="order", order_by="OrderItem.registration_id")
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", order_by="OrderItem.registration_id"
+    )
 
 
 class OrderItem(Base):

@@ -57,7 +57,9 @@ add_health(app, "gateway-sandbox")
 STATE = SandboxState()
 
 
-async def merchant_body(request: Request, settings: Annotated[Settings, Depends(get_settings)]) -> dict[str, Any]:
+async def merchant_body(
+    request: Request, settings: Annotated[Settings, Depends(get_settings)]
+) -> dict[str, Any]:
     """The request body, once the merchant's signature on it is verified."""
     body = await request.body()
     try:
@@ -95,7 +97,9 @@ class PayIn(BaseModel):
 
 
 @app.post("/v1/pay/{token}")
-async def pay(token: str, settings: Annotated[Settings, Depends(get_settings)], body: PayIn | None = None) -> dict[str, Any]:
+async def pay(
+    token: str, settings: Annotated[Settings, Depends(get_settings)], body: PayIn | None = None
+) -> dict[str, Any]:
     """The buyer scanned and paid. The callback to the merchant follows asynchronously."""
     order_no = STATE.tokens.get(token)
     if order_no is None:
@@ -109,7 +113,9 @@ async def pay(token: str, settings: Annotated[Settings, Depends(get_settings)], 
         "paid_at": utcnow().isoformat(),
     }
     order.transactions.append(transaction)
-    task = asyncio.create_task(_deliver(order.notify_url, transaction, settings.gateway_key.get_secret_value()))
+    task = asyncio.create_task(
+        _deliver(order.notify_url, transaction, settings.gateway_key.get_secret_value())
+    )
     STATE.deliveries.add(task)
     task.add_done_callback(STATE.deliveries.discard)
     return transaction
@@ -140,7 +146,11 @@ async def refund(payload: MerchantBody) -> dict[str, Any]:
                 continue
             done = next((r for r in order.refunds if r["refund_no"] == payload["refund_no"]), None)
             if done is None:  # the same refund number twice refunds once
-                refunded = sum(r["amount_fen"] for r in order.refunds if r["transaction_id"] == transaction["transaction_id"])
+                refunded = sum(
+                    r["amount_fen"]
+                    for r in order.refunds
+                    if r["transaction_id"] == transaction["transaction_id"]
+                )
                 if refunded + int(payload["amount_fen"]) > transaction["amount_fen"]:
                     raise ApiError(409, "refund_exceeds_payment", "refund exceeds what was paid")
                 done = {
@@ -159,4 +169,9 @@ async def query_order(order_no: str) -> dict[str, Any]:
     order = STATE.orders.get(order_no)
     if order is None:
         raise ApiError(404, "unknown_order", "unknown order")
-    return {"order_no": order_no, "amount_fen": order.amount_fen, "transactions": order.transactions, "refunds": order.refunds}
+    return {
+        "order_no": order_no,
+        "amount_fen": order.amount_fen,
+        "transactions": order.transactions,
+        "refunds": order.refunds,
+    }

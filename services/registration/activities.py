@@ -28,7 +28,9 @@ class RegistrationActivities:
             if await session.get(RegistrationEvent, (step.registration_id, step.seq)) is not None:
                 return
             latest = await session.scalar(
-                select(func.max(RegistrationEvent.seq)).where(RegistrationEvent.registration_id == step.registration_id)
+                select(func.max(RegistrationEvent.seq)).where(
+                    RegistrationEvent.registration_id == step.registration_id
+                )
             )
             session.add(
                 RegistrationEvent(
@@ -57,7 +59,11 @@ class RegistrationActivities:
                 return
             session.add(
                 UnitReviewEvent(
-                    unit_id=change.unit_id, round=change.round, status=change.status, at=change.at, reason=change.reason
+                    unit_id=change.unit_id,
+                    round=change.round,
+                    status=change.status,
+                    at=change.at,
+                    reason=change.reason,
                 )
             )
             if change.round >= unit.review_round:

@@ -20,6 +20,7 @@ from services.registration.models import PersonRegistration, Unit
 from services.registration.progress import NEXT_ACTION
 from services.registration.schemas import (
     DeliveryAddress,
+    NextAction,
     PersonIn,
     PersonOut,
     PersonRecord,
@@ -27,7 +28,6 @@ from services.registration.schemas import (
     StatusLabel,
     TimelineOut,
     TimelineStepOut,
-    NextAction,
     UnitIn,
     UnitMemberRecord,
     UnitMembersRecord,
@@ -49,9 +49,7 @@ app = create_service_app(
     description="Units and their people register for an edition, upload photos and follow their progress.",
 )
 Ctx = Annotated[ServiceContext, Depends(context)]
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 409, 422)
-}
+ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422)}
 PHOTO_MAX_BYTES = 2 * 1024 * 1024
 PHOTO_UPLOAD_SECONDS = 900
 
@@ -80,12 +78,17 @@ async def register_unit(body: UnitIn, ctx: Ctx) -> Unit:
     if domestic:
         if not body.credit_code:
             raise validation.invalid(
-                "credit_code", "credit_code_required", "a domestic unit needs its credit code", "请填写统一社会信用代码"
+                "credit_code",
+                "credit_code_required",
+                "a domestic unit needs its credit code",
+                "请填写统一社会信用代码",
             )
         credit_code = validation.credit_code(body.credit_code)
     elif not body.registration_no:
         raise validation.invalid(
-            "registration_no", "registration_no_required", "an overseas unit needs its registration number",
+            "registration_no",
+            "registration_no_required",
+            "an overseas unit needs its registration number",
             "境外单位请填写注册号",
         )
     placement = place_unit(
@@ -124,8 +127,11 @@ async def register_unit(body: UnitIn, ctx: Ctx) -> Unit:
             await session.flush()
         except IntegrityError as exc:
             raise ApiError(
-                409, "unit_already_registered", "this unit is already registered for the edition",
-                "该单位已报名本届展会", field="credit_code",
+                409,
+                "unit_already_registered",
+                "this unit is already registered for the edition",
+                "该单位已报名本届展会",
+                field="credit_code",
             ) from exc
         # Started inside the transaction: if Temporal refuses, nothing is saved and the buyer retries.
         await ctx.temporal.start_workflow(
@@ -166,7 +172,7 @@ def _mask(id_number: str) -> str:
     return id_number[:3] + "*" * max(len(id_number) - 7, 0) + id_number[-4:]
 
 
-def _person_out(person: PersonRegistration, upload: PhotoUploadOut | None = None) -> PersonOut:
+def _person_out(person: PersonRegistration, edition: Edition, upload: PhotoUploadOut | None = None) -> PersonOut:
     return PersonOut(
         registration_id=person.id,
         unit_id=person.unit_id,
@@ -177,7 +183,7 @@ def _person_out(person: PersonRegistration, upload: PhotoUploadOut | None = None
         fee_kind=person.fee_kind,
         delivery_method=person.delivery_method,
         status=_label(person.status),
-        deadline=person.deadline,
+        deadline=edition.local(person.deadline) if person.deadline else None,
         photo_uploaded=person.photo_key is not None,
         photo_upload=upload,
     )
@@ -187,17 +193,28 @@ def _check_delivery(body: PersonIn, unit: Unit) -> None:
     if body.delivery_method is DeliveryMethod.EXPRESS:
         if body.delivery_address is None:
             raise validation.invalid(
-                "delivery_address", "address_required", "express delivery needs an address", "快递寄送请填写收件地址"
+                "delivery_address",
+                "address_required",
+                "express delivery needs an address",
+                "快递寄送请填写收件地址",
             )
         validation.mobile(body.delivery_address.mobile, "delivery_address.mobile")
         if not validation.is_mainland_mobile(validation.mobile(body.delivery_address.mobile)):
             raise validation.invalid(
-                "delivery_address.mobile", "mainland_only", "express delivery is for the Chinese mainland only",
+                "delivery_address.mobile",
+                "mainland_only",
+                "express delivery is for the Chinese mainland only",
                 "快递寄送仅限中国大陆地区",
             )
-    if body.delivery_method is DeliveryMethod.ONSITE_PICKUP and unit.country == "CN" and body.nationality == "CN":
+    if (
+        body.delivery_method is DeliveryMethod.ONSITE_PICKUP
+        and unit.country == "CN"
+        and body.nationality == "CN"
+    ):
         raise validation.invalid(
-            "delivery_method", "onsite_pickup_overseas_only", "on-site pickup is for overseas buyers",
+            "delivery_method",
+            "onsite_pickup_overseas_only",
+            "on-site pickup is for overseas buyers",
             "现场领取仅适用于境外采购商",
         )
 
@@ -225,7 +242,9 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
     id_number = validation.id_number(body.id_type, body.id_number)
     if body.id_type is IdType.RESIDENT_ID and body.nationality != "CN":
         raise validation.invalid(
-            "nationality", "nationality_mismatch", "a resident identity card holder is a Chinese national",
+            "nationality",
+            "nationality_mismatch",
+            "a resident identity card holder is a Chinese national",
             "持居民身份证者国籍应为中国",
         )
     mobile = validation.mobile(body.mobile)
@@ -257,8 +276,11 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
             await session.flush()
         except IntegrityError as exc:
             raise ApiError(
-                409, "already_registered", "this person is already registered for the edition",
-                "该人员已报名本届展会，每人每届只能报名一次", field="id_number",
+                409,
+                "already_registered",
+                "this person is already registered for the edition",
+                "该人员已报名本届展会，每人每届只能报名一次",
+                field="id_number",
             ) from exc
         await ctx.temporal.start_workflow(
             "BuyerRegistration",
@@ -279,7 +301,7 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             static_summary=f"Registration {registration_id} · unit {unit.id} · {unit.mission}",
         )
-    return _person_out(person, _photo_upload(ctx, _photo_key(person)))
+    return _person_out(person, edition, _photo_upload(ctx, _photo_key(person)))
 
 
 async def _person(session: AsyncSession, registration_id: str) -> PersonRegistration:
@@ -292,7 +314,7 @@ async def _person(session: AsyncSession, registration_id: str) -> PersonRegistra
 @app.get("/v1/registrations/{registration_id}", response_model=PersonOut, responses=ERRORS, tags=["people"])
 async def get_person(registration_id: str, ctx: Ctx) -> PersonOut:
     async with ctx.db.sessions() as session:
-        return _person_out(await _person(session, registration_id))
+        return _person_out(await _person(session, registration_id), ctx.edition)
 
 
 @app.post(
@@ -323,29 +345,43 @@ async def confirm_photo(registration_id: str, ctx: Ctx) -> PersonOut:
         try:
             head = store.head_object(Bucket=ctx.settings.bucket_photos, Key=key)
         except store.exceptions.ClientError as exc:
-            raise ApiError(409, "photo_missing", "no photo has been uploaded yet", "尚未上传照片", field="photo") from exc
+            raise ApiError(
+                409, "photo_missing", "no photo has been uploaded yet", "尚未上传照片", field="photo"
+            ) from exc
         if head["ContentLength"] > PHOTO_MAX_BYTES:
-            raise ApiError(422, "photo_too_large", "the photo is larger than 2 MiB", "照片不能超过2MB", field="photo")
+            raise ApiError(
+                422, "photo_too_large", "the photo is larger than 2 MiB", "照片不能超过2MB", field="photo"
+            )
         data = store.get_object(Bucket=ctx.settings.bucket_photos, Key=key)["Body"].read()
         try:
             with Image.open(io.BytesIO(data)) as image:
                 image_format, (width, height) = image.format, image.size
                 image.verify()
         except (UnidentifiedImageError, OSError) as exc:
-            raise ApiError(422, "photo_unreadable", "the photo is not a readable image", "照片无法识别", field="photo") from exc
+            raise ApiError(
+                422, "photo_unreadable", "the photo is not a readable image", "照片无法识别", field="photo"
+            ) from exc
         if image_format not in ("JPEG", "PNG"):
-            raise ApiError(422, "photo_format", "the photo must be JPEG or PNG", "照片须为JPEG或PNG格式", field="photo")
+            raise ApiError(
+                422, "photo_format", "the photo must be JPEG or PNG", "照片须为JPEG或PNG格式", field="photo"
+            )
         if width < 295 or height < 413:
             raise ApiError(
-                422, "photo_too_small", "the photo must be at least 295×413 pixels", "照片尺寸不小于295×413像素",
+                422,
+                "photo_too_small",
+                "the photo must be at least 295×413 pixels",
+                "照片尺寸不小于295×413像素",
                 field="photo",
             )
         person.photo_key = key
-    return _person_out(person)
+    return _person_out(person, ctx.edition)
 
 
 @app.get(
-    "/v1/registrations/{registration_id}/timeline", response_model=TimelineOut, responses=ERRORS, tags=["people"]
+    "/v1/registrations/{registration_id}/timeline",
+    response_model=TimelineOut,
+    responses=ERRORS,
+    tags=["people"],
 )
 async def timeline(registration_id: str, ctx: Ctx) -> TimelineOut:
     """Each step with its time (Beijing), what the buyer must do next and the deadline that applies."""
@@ -444,5 +480,7 @@ async def unit_members(
         edition=unit.edition,
         mission=unit.mission,
         sub_mission=unit.sub_mission,
-        members=[UnitMemberRecord(registration_id=p.id, status=p.status, fee_kind=p.fee_kind) for p in people],
+        members=[
+            UnitMemberRecord(registration_id=p.id, status=p.status, fee_kind=p.fee_kind) for p in people
+        ],
     )

@@ -37,13 +37,18 @@ def place_unit(
     referral_code: str | None = None,
 ) -> MissionPlacement:
     """Apply the rules; ``credit_code`` must already be validated (domestic units)."""
-    home_mission, home_sub = _home_mission(catalogue, affiliation, credit_code, chosen_mission, chosen_sub_mission)
+    home_mission, home_sub = _home_mission(
+        catalogue, affiliation, credit_code, chosen_mission, chosen_sub_mission
+    )
     if not referral_code:
         return MissionPlacement(home_mission, home_sub, home_mission, home_sub)
     industrial = catalogue.by_referral_code(referral_code)
     if industrial is None:
         raise invalid(
-            "mission.referral_code", "unknown_referral_code", "unknown referral code", "推荐码无效，请向所属行业交易团核实"
+            "mission.referral_code",
+            "unknown_referral_code",
+            "unknown referral code",
+            "推荐码无效，请向所属行业交易团核实",
         )
     return MissionPlacement(
         industrial.code, None, home_mission, home_sub, referral_code=referral_code.strip().upper()
@@ -82,7 +87,12 @@ def _home_mission(
         return mission_found.code, _optional_sub_mission(mission_found, chosen_sub_mission)
     # By residence.
     if credit_code is None:
-        raise invalid("credit_code", "credit_code_required", "a domestic unit needs its credit code", "请填写统一社会信用代码")
+        raise invalid(
+            "credit_code",
+            "credit_code_required",
+            "a domestic unit needs its credit code",
+            "请填写统一社会信用代码",
+        )
     placed = catalogue.by_division(division_code(credit_code))
     if placed is None:
         raise invalid(

@@ -7,7 +7,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from shared.types import Affiliation, DeliveryMethod, FeeKind, IdType, RegistrationStatus, UnitKind, UnitStatus
+from shared.types import (
+    Affiliation,
+    DeliveryMethod,
+    FeeKind,
+    IdType,
+    RegistrationStatus,
+    UnitKind,
+    UnitStatus,
+)
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Z]{2}$")]
@@ -107,7 +115,7 @@ class PersonOut(BaseModel):
     fee_kind: FeeKind
     delivery_method: DeliveryMethod
     status: StatusLabel
-    deadline: datetime | None
+    deadline: datetime | None = Field(description="the deadline that applies now, Beijing time")
     photo_uploaded: bool
     photo_upload: PhotoUploadOut | None = None
 

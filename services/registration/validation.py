@@ -23,7 +23,7 @@ def credit_code(value: str, field: str = "credit_code") -> str:
         raise invalid(
             field,
             "invalid_credit_code",
-            f"not a valid Unified Social Credit Code ({exc.message})",
+            f"not a valid Unified Social Credit Code ({exc})",
             "统一社会信用代码无效，请核对后重新填写",
         ) from exc
 
@@ -42,7 +42,7 @@ def id_number(id_type: IdType, value: str, field: str = "id_number") -> str:
             raise invalid(
                 field,
                 "invalid_id_number",
-                f"not a valid resident identity card number ({exc.message})",
+                f"not a valid resident identity card number ({exc})",
                 "居民身份证号码无效，请核对后重新填写",
             ) from exc
     if not (5 <= len(value) <= 20 and value.isalnum() and value.isascii()):

@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
+from temporalio import activity
 
 from services.review.models import DecisionRecord, ReviewTask
 from shared import contracts as c
 from shared.service import ServiceContext
-from temporalio import activity
 
 
 class ReviewActivities:
@@ -22,7 +22,9 @@ class ReviewActivities:
         async with self.ctx.db.transaction() as session:
             exists = await session.scalar(
                 select(ReviewTask.id).where(
-                    ReviewTask.kind == task.kind, ReviewTask.subject_id == task.subject_id, ReviewTask.round == task.round
+                    ReviewTask.kind == task.kind,
+                    ReviewTask.subject_id == task.subject_id,
+                    ReviewTask.round == task.round,
                 )
             )
             if exists is None:

@@ -75,7 +75,9 @@ async def queue(
         query = query.where(ReviewTask.mission == mission)
     query = query.where(ReviewTask.decided_at.is_(None) if pending else ReviewTask.decided_at.is_not(None))
     async with ctx.db.sessions() as session:
-        rows = await session.scalars(query.order_by(ReviewTask.opened_at, ReviewTask.id).limit(limit).offset(offset))
+        rows = await session.scalars(
+            query.order_by(ReviewTask.opened_at, ReviewTask.id).limit(limit).offset(offset)
+        )
         return list(rows)
 
 
@@ -106,7 +108,10 @@ async def decide_unit(unit_id: str, body: DecisionIn, ctx: Ctx) -> DecisionOut:
 
 
 @app.post(
-    "/v1/registrations/{registration_id}/decision", response_model=DecisionOut, responses=ERRORS, tags=["decisions"]
+    "/v1/registrations/{registration_id}/decision",
+    response_model=DecisionOut,
+    responses=ERRORS,
+    tags=["decisions"],
 )
 async def decide_person(registration_id: str, body: DecisionIn, ctx: Ctx) -> DecisionOut:
     """The personnel review of a paid person: a pass starts certificate-making; a failure refunds."""
@@ -126,6 +131,8 @@ async def audit(
         query = query.where(DecisionRecord.subject_id == subject_id)
     async with ctx.db.sessions() as session:
         rows = await session.scalars(
-            query.order_by(DecisionRecord.decided_at.desc(), DecisionRecord.id.desc()).limit(limit).offset(offset)
+            query.order_by(DecisionRecord.decided_at.desc(), DecisionRecord.id.desc())
+            .limit(limit)
+            .offset(offset)
         )
         return list(rows)

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import shared.db  # noqa: F401 - the project's column types
-
+import shared.db
 
 revision: str = "d0c9176c594f"
 down_revision: str | None = None

@@ -1,0 +1,69 @@
+"""Fixtures shared by the test modules: fresh PostgreSQL databases and the running embedded stack."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from deploy.local.stack import DEFAULT_PORTS, Stack, free_ports
+
+POSTGRES_URL = os.environ.get("EXPO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin_connection() -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    try:
+        _admin_connection().close()
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise  # CI has PostgreSQL: its absence is a failure, not a skip
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
+
+
+@pytest.fixture
+def postgres_database(postgres_available: None) -> Iterator[str]:
+    """A new, empty database for one test; dropped afterwards."""
+    yield from _fresh_database()
+
+
+def _fresh_database() -> Iterator[str]:
+    name = f"expo_test_{secrets.token_hex(4)}"
+    with _admin_connection() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with _admin_connection() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run_stack(data_dir: Path, database_url: str | None = None) -> Iterator[Stack]:
+    stack = Stack(data_dir, free_ports(list(DEFAULT_PORTS)), database_url=database_url)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole system on free ports with SQLite, shared by the full-stack tests."""
+    yield from _run_stack(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="module")
+def postgres_stack(tmp_path_factory: pytest.TempPathFactory, postgres_available: None) -> Iterator[Stack]:
+    """The whole system on free ports with every service on one fresh PostgreSQL database."""
+    for database_url in _fresh_database():
+        yield from _run_stack(tmp_path_factory.mktemp("pg-stack"), database_url)

@@ -1,0 +1,117 @@
+"""Bad input gets a clear refusal (a 4xx with a code, and messages in Chinese and English where a
+buyer sees them) and loses nothing that was already saved. Against the running stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.local.demo import Demo, demo_credit_code, demo_id_number
+from deploy.local.stack import Stack
+from services.payment import signing
+from shared.db import utcnow
+
+pytestmark = pytest.mark.stack
+
+
+def unit_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "enterprise", "name": "青岛海洋贸易有限公司", "credit_code": demo_credit_code("370212"),
+        "address": "青岛市崂山区", "industry": "Trade",
+        "contact": {"name": "赵", "mobile": "13800000001", "email": "zhao@haiyang.example"},
+        "mission": {"affiliation": "residence"},
+    }  # fmt: skip
+    return body | changes
+
+
+def person_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "赵敏", "id_type": "resident_id", "id_number": demo_id_number("19920101"),
+        "mobile": "13900003333", "email": "zhao.min@haiyang.example", "job_title": "Buyer",
+        "personnel_label": "purchaser", "delivery_method": "mission_collection",
+    }  # fmt: skip
+    return body | changes
+
+
+def assert_refused(
+    response: httpx.Response, status: int, code: str, field: str | None = None
+) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code and body["message"] and body["message_zh"]
+    if field:
+        assert body["field"] == field
+    return body
+
+
+def test_registration_refusals_name_the_field_in_both_languages(stack: Stack) -> None:
+    api = stack.settings.registration_url
+    good = demo_credit_code("370212")
+    bad_code = unit_body(credit_code=good[:-1] + ("0" if good[-1] != "0" else "1"))  # wrong check digit
+    assert_refused(httpx.post(f"{api}/v1/units", json=bad_code), 422, "invalid_credit_code", "credit_code")
+    missing = unit_body()
+    del missing["contact"]
+    body = assert_refused(httpx.post(f"{api}/v1/units", json=missing), 422, "invalid_input", "contact")
+    assert "部分信息" in body["message_zh"]
+
+    unit = httpx.post(f"{api}/v1/units", json=unit_body()).json()
+    assert unit["mission"] == "qingdao"
+    people = f"{api}/v1/units/{unit['id']}/people"
+    first = person_body()
+    assert httpx.post(people, json=first).status_code == 201
+    assert_refused(httpx.post(people, json=first), 409, "already_registered", "id_number")  # once per edition
+    assert_refused(httpx.post(people, json=person_body(mobile="123")), 422, "invalid_mobile", "mobile")
+    assert_refused(
+        httpx.post(people, json=person_body(delivery_method="express")),
+        422,
+        "address_required",
+        "delivery_address",
+    )
+    assert_refused(
+        httpx.post(people, json=person_body(delivery_method="onsite_pickup")),
+        422,
+        "onsite_pickup_overseas_only",
+    )
+    # Nothing that was saved was lost: the first person is still there, alone.
+    members = httpx.get(
+        f"{api}/internal/units/{unit['id']}/registrations",
+        headers={"Authorization": f"Bearer {stack.settings.internal_token.get_secret_value()}"},
+    ).json()["members"]
+    assert len(members) == 1
+    assert_refused(httpx.get(f"{api}/internal/units/{unit['id']}/registrations"), 401, "unauthorised")
+
+
+def test_staff_decisions_that_do_not_apply_are_refused_and_not_recorded(stack: Stack) -> None:
+    api, review = stack.settings.registration_url, stack.settings.review_url
+    unit = httpx.post(f"{api}/v1/units", json=unit_body()).json()
+    demo = Demo(stack.settings, timeout=30)
+    tasks: list[dict[str, Any]] = []
+    while not tasks:  # the unit workflow queues the unit for review
+        tasks = [t for t in demo.call("GET", f"{review}/v1/queue?kind=unit") if t["subject_id"] == unit["id"]]
+    decide = f"{review}/v1/units/{unit['id']}/decision"
+    assert_refused(httpx.post(decide, json={"decision": "reject", "reviewer": "qd"}), 409, "reason_required")
+    assert httpx.get(f"{review}/v1/audit", params={"subject_id": unit["id"]}).json() == []
+    assert httpx.post(decide, json={"decision": "approve", "reviewer": "qd"}).json()["status"] == "approved"
+    assert_refused(
+        httpx.post(decide, json={"decision": "approve", "reviewer": "qd"}), 409, "not_under_review"
+    )
+    audit = httpx.get(f"{review}/v1/audit", params={"subject_id": unit["id"]}).json()
+    assert [(a["decision"], a["reviewer"]) for a in audit] == [("approve", "qd")]
+    assert_refused(httpx.post(f"{review}/v1/units/UNOSUCHUNIT/decision", json={"decision": "approve", "reviewer": "qd"}),
+                   404, "not_in_queue")  # fmt: skip
+
+
+def test_forged_and_stale_gateway_callbacks_are_refused(stack: Stack) -> None:
+    notify = f"{stack.settings.payment_url}/v1/gateway/notify"
+    body = json.dumps({
+        "merchant_id": stack.settings.gateway_merchant_id, "order_no": "PNOSUCHORDER", "transaction_id": "T1",
+        "amount_fen": 40000, "paid_at": utcnow().isoformat(),
+    }).encode()  # fmt: skip
+    forged = signing.sign("not-the-gateway-key", body, utcnow())
+    assert_refused(httpx.post(notify, content=body, headers=forged), 401, "bad_signature")
+    stale = signing.sign(stack.settings.gateway_key.get_secret_value(), body, utcnow().replace(year=2023))
+    assert_refused(httpx.post(notify, content=body, headers=stale), 401, "stale")
+    assert_refused(httpx.post(notify, content=body), 401, "unsigned")

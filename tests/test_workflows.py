@@ -1,0 +1,749 @@
+"""The three workflows as a buyer, a reviewer and the payment gateway see them.
+
+Every test runs the real workflow code on a time-skipping Temporal server, with fake services
+(``tests/workflow_env.py``) standing in for the five services: deadlines of weeks pass in
+milliseconds, and the fakes show what the workflows asked of the services. Each test has its own
+workers, fakes and random ids; whatever it leaves running is terminated when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistory,
+    WorkflowUpdateFailedError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from shared import contracts as c
+from shared.ids import new_id
+from shared.temporal import (
+    SA_EDITION,
+    SA_MISSION,
+    SA_PAYMENT_METHOD,
+    SA_STATUS,
+    SA_SUB_MISSION,
+    SA_UNIT,
+    WORKFLOW_TASK_QUEUE,
+    payment_order_workflow_id,
+    registration_workflow_id,
+    unit_workflow_id,
+)
+from shared.types import (
+    Decision,
+    DeliveryMethod,
+    FeeKind,
+    PaymentMethod,
+    RegistrationStatus,
+    UnitStatus,
+)
+from tests.workflow_env import WORKFLOWS, FakeServices, running_workers, time_skipping_environment
+from workflows.payment_order import PaymentOrderWorkflow
+from workflows.registration import BuyerRegistrationWorkflow
+from workflows.unit import UnitWorkflow
+
+S = RegistrationStatus
+Step = c.Step
+T = TypeVar("T")
+
+EDITION = "ciie6"
+MISSION = "shanghai"
+FEE_FEN = 50_000
+HISTORIES = Path(__file__).parent / "histories"
+HAPPY_PATH_HISTORY = HISTORIES / "registration_happy_path.json"
+RECORD_HISTORIES = os.environ.get("EXPO_RECORD_HISTORIES") == "1"
+
+RegistrationHandle = WorkflowHandle[BuyerRegistrationWorkflow, c.RegistrationProgress]
+UnitHandle = WorkflowHandle[UnitWorkflow, c.UnitProgress]
+OrderHandle = WorkflowHandle[PaymentOrderWorkflow, c.OrderProgress]
+
+
+# --------------------------------------------------------------------------------------------------
+# The world a test runs in: a server, the fakes, and the workflows it started
+
+
+@dataclass
+class Unit:
+    handle: UnitHandle
+    start: c.UnitStart
+
+    @property
+    def id(self) -> str:
+        return self.start.unit_id
+
+    async def progress(self) -> c.UnitProgress:
+        return await self.handle.query(UnitWorkflow.progress)
+
+    async def decide(self, decision: Decision, reason: str | None = None) -> c.DecisionResult:
+        return await self.handle.execute_update(
+            UnitWorkflow.decide,
+            c.ReviewDecision(decision=decision, reason=reason, reviewer="mission-reviewer"),
+        )
+
+
+@dataclass
+class Registration:
+    handle: RegistrationHandle
+    start: c.RegistrationStart
+
+    @property
+    def id(self) -> str:
+        return self.start.registration_id
+
+    async def progress(self) -> c.RegistrationProgress:
+        return await self.handle.query(BuyerRegistrationWorkflow.progress)
+
+    async def decide(self, decision: Decision, reason: str | None = None) -> c.DecisionResult:
+        return await self.handle.execute_update(
+            BuyerRegistrationWorkflow.decide,
+            c.ReviewDecision(decision=decision, reason=reason, reviewer="personnel-reviewer"),
+        )
+
+
+@dataclass
+class Order:
+    handle: OrderHandle
+    start: c.PaymentOrderStart
+
+    @property
+    def no(self) -> str:
+        return self.start.order_no
+
+    async def confirm(self, transaction_id: str, amount_fen: int, paid_at: datetime) -> None:
+        """The gateway's callback, as the payment service relays it."""
+        await self.handle.signal(
+            PaymentOrderWorkflow.on_gateway_confirmation,
+            c.GatewayConfirmation(transaction_id=transaction_id, amount_fen=amount_fen, paid_at=paid_at),
+        )
+
+
+class World:
+    def __init__(self, env: WorkflowEnvironment, services: FakeServices) -> None:
+        self.env = env
+        self.client = env.client
+        self.services = services
+        self.handles: list[WorkflowHandle[Any, Any]] = []
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def start_unit(
+        self,
+        *,
+        sub_mission: str | None = None,
+        registration_closes_in: timedelta = timedelta(days=10),
+        expo_closes_in: timedelta = timedelta(days=30),
+    ) -> Unit:
+        now = await self.now()
+        start = c.UnitStart(
+            edition=EDITION,
+            unit_id=new_id("U"),
+            mission=MISSION,
+            sub_mission=sub_mission,
+            registration_closes=now + registration_closes_in,
+            expo_closes=now + expo_closes_in,
+        )
+        handle = await self.client.start_workflow(
+            UnitWorkflow.run,
+            start,
+            id=unit_workflow_id(EDITION, start.unit_id),
+            task_queue=WORKFLOW_TASK_QUEUE,
+        )
+        self.handles.append(handle)
+        return Unit(handle, start)
+
+    async def register(
+        self,
+        unit: Unit,
+        *,
+        payment_deadline_in: timedelta = timedelta(days=15),
+        delivery_method: DeliveryMethod = DeliveryMethod.EXPRESS,
+    ) -> Registration:
+        now = await self.now()
+        start = c.RegistrationStart(
+            edition=EDITION,
+            registration_id=new_id("R"),
+            unit_id=unit.id,
+            unit_workflow_id=unit.handle.id,
+            mission=unit.start.mission,
+            sub_mission=unit.start.sub_mission,
+            fee_kind=FeeKind.STANDARD,
+            delivery_method=delivery_method,
+            payment_deadline=now + payment_deadline_in,
+            expo_closes=unit.start.expo_closes,
+        )
+        handle = await self.client.start_workflow(
+            BuyerRegistrationWorkflow.run,
+            start,
+            id=registration_workflow_id(EDITION, start.registration_id),
+            task_queue=WORKFLOW_TASK_QUEUE,
+        )
+        self.handles.append(handle)
+        return Registration(handle, start)
+
+    async def start_order(
+        self,
+        unit: Unit,
+        registrations: list[Registration],
+        *,
+        deadline_in: timedelta = timedelta(days=1),
+        method: PaymentMethod = PaymentMethod.QR,
+    ) -> Order:
+        now = await self.now()
+        start = c.PaymentOrderStart(
+            edition=EDITION,
+            order_no=new_id("P"),
+            unit_id=unit.id,
+            mission=unit.start.mission,
+            method=method,
+            amount_fen=FEE_FEN * len(registrations),
+            registration_ids=[r.id for r in registrations],
+            deadline=now + deadline_in,
+        )
+        handle = await self.client.start_workflow(
+            PaymentOrderWorkflow.run,
+            start,
+            id=payment_order_workflow_id(EDITION, start.order_no),
+            task_queue=WORKFLOW_TASK_QUEUE,
+        )
+        self.handles.append(handle)
+        return Order(handle, start)
+
+    async def terminate_running(self) -> None:
+        """Keep later tests' workers from running this test's leftovers when time skips."""
+        for handle in self.handles:
+            try:
+                if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+                    await handle.terminate(reason="test over")
+            except RPCError:
+                pass  # completed in between
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping server for the module (conftest.py already exists, so it lives here)."""
+    async with time_skipping_environment() as environment:
+        yield environment
+
+
+@pytest.fixture
+async def world(env: WorkflowEnvironment) -> AsyncIterator[World]:
+    services = FakeServices()
+    world = World(env, services)
+    async with running_workers(env.client, services):
+        try:
+            yield world
+        finally:
+            await world.terminate_running()
+
+
+# --------------------------------------------------------------------------------------------------
+# Waiting and asserting
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], what: str, timeout: float = 10.0
+) -> T:
+    """Poll ``probe`` until ``accept`` holds (time is not skipped while nobody awaits a result)."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
+    while True:
+        value = await probe()
+        if accept(value):
+            return value
+        if loop.time() > give_up:
+            raise AssertionError(f"timed out waiting for {what}; last seen: {value!r}")
+        await asyncio.sleep(0.02)
+
+
+async def wait_status(registration: Registration, status: RegistrationStatus) -> c.RegistrationProgress:
+    return await eventually(
+        registration.progress, lambda p: p.status is status, f"{registration.id} {status}"
+    )
+
+
+async def wait_member(unit: Unit, registration: Registration) -> None:
+    await eventually(unit.progress, lambda p: registration.id in p.members, f"{registration.id} joined")
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    async def probe() -> bool:
+        return condition()
+
+    await eventually(probe, bool, what)
+
+
+async def refusal(update: Awaitable[object]) -> str:
+    """The code a validator refused an update with (the ApplicationError's type)."""
+    with pytest.raises(WorkflowUpdateFailedError) as failed:
+        await update
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError), cause
+    assert cause.type is not None
+    return cause.type
+
+
+def steps(progress: c.RegistrationProgress) -> list[tuple[c.Step, RegistrationStatus]]:
+    return [(entry.step, entry.status) for entry in progress.timeline]
+
+
+async def signals_received(handle: WorkflowHandle[Any, Any], name: str) -> int:
+    history = await handle.fetch_history()
+    return sum(
+        1
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+        and event.workflow_execution_signaled_event_attributes.signal_name == name
+    )
+
+
+async def approved_unit_with_unpaid(world: World, count: int = 1) -> tuple[Unit, list[Registration]]:
+    """A unit approved by its mission, and ``count`` members who joined it and are unpaid."""
+    unit = await world.start_unit()
+    assert (await unit.decide(Decision.APPROVE)).status == UnitStatus.APPROVED
+    registrations = [await world.register(unit) for _ in range(count)]
+    for registration in registrations:
+        await wait_status(registration, S.UNPAID)
+    return unit, registrations
+
+
+# --------------------------------------------------------------------------------------------------
+# The happy path
+
+
+@dataclass
+class HappyPath:
+    unit: Unit
+    registration: Registration
+    order: Order
+    transaction_id: str
+    result: c.RegistrationProgress
+
+
+async def run_happy_path(world: World) -> HappyPath:
+    """Submitted → unit approved → paid → personnel review passed → certificate made and shipped."""
+    unit = await world.start_unit(sub_mission="shanghai-pudong")
+    registration = await world.register(unit)
+    await wait_member(unit, registration)  # the registration told its unit itself
+    assert (await registration.progress()).status is S.SUBMITTED
+
+    assert (await unit.decide(Decision.APPROVE)).status == UnitStatus.APPROVED
+    unpaid = await wait_status(registration, S.UNPAID)
+    assert unpaid.payment_deadline == registration.start.payment_deadline
+    assert unpaid.timeline[-1].deadline == registration.start.payment_deadline
+
+    order = await world.start_order(unit, [registration])
+    transaction_id = new_id("T")
+    await order.confirm(transaction_id, FEE_FEN, await world.now())
+    reviewing = await wait_status(registration, S.TO_BE_REVIEWED)
+    assert reviewing.order_no == order.no
+
+    assert (await registration.decide(Decision.APPROVE)).status == S.APPROVED
+    await wait_status(registration, S.SHIPPED)
+    # After dispatch the workflow waits for delivery until the expo closes: let time skip there.
+    result = await registration.handle.result()
+    return HappyPath(unit, registration, order, transaction_id, result)
+
+
+HAPPY_TIMELINE = [
+    (Step.REGISTERED, S.SUBMITTED),
+    (Step.UNIT_APPROVED, S.UNPAID),
+    (Step.PAID, S.TO_BE_REVIEWED),
+    (Step.REVIEW_PASSED, S.APPROVED),
+    (Step.CERTIFICATE_MAKING, S.CERTIFICATE_IN_PRODUCTION),
+    (Step.CERTIFICATE_MADE, S.CERTIFICATE_ISSUED),
+    (Step.DISPATCHED, S.SHIPPED),
+]
+BUYER_FACING = {Step.REGISTERED, Step.UNIT_APPROVED, Step.PAID, Step.REVIEW_PASSED, Step.DISPATCHED}
+
+
+async def test_happy_path_from_submission_to_a_shipped_certificate(world: World) -> None:
+    path = await run_happy_path(world)
+    services, registration, rid = world.services, path.registration, path.registration.id
+
+    # The buyer's timeline, every step in order.
+    assert path.result.status is S.SHIPPED
+    assert steps(path.result) == HAPPY_TIMELINE
+    assert path.result.order_no == path.order.no
+    assert path.result.certificate_no is not None
+
+    # The read model was written step by step, each write with the next seq.
+    recorded = services.statuses_of(rid)
+    assert [(s.step, s.status) for s in recorded] == HAPPY_TIMELINE
+    assert [s.seq for s in recorded] == list(range(1, len(HAPPY_TIMELINE) + 1))
+    by_step = {s.step: s for s in recorded}
+    assert by_step[Step.UNIT_APPROVED].deadline == registration.start.payment_deadline
+    assert by_step[Step.PAID].detail == {"order_no": path.order.no}
+    dispatched = by_step[Step.DISPATCHED].detail
+    assert dispatched["certificate_no"] == path.result.certificate_no
+    assert dispatched["delivery_method"] == "express"
+    assert dispatched["tracking_no"].startswith("SX")
+    assert dispatched["carrier"] == "SANDBOX-EXPRESS"
+
+    # The buyer heard of each buyer-facing step once, under a key naming the step's seq.
+    notes = services.notifications_of(rid)
+    assert sorted(n.step for n in notes) == sorted(BUYER_FACING)
+    assert len({n.key for n in notes}) == len(notes)
+    seq_of = {s.step: s.seq for s in recorded}
+    assert all(n.key == f"{rid}:{seq_of[n.step]}:{n.step.value}" for n in notes)
+    unit_approved = next(n for n in notes if n.step is Step.UNIT_APPROVED)
+    assert unit_approved.params["deadline"] == registration.start.payment_deadline.isoformat()
+
+    # The services were asked once for each piece of work.
+    assert [(t.kind, t.subject_id, t.round) for t in services.review_tasks] == [
+        (c.ReviewKind.UNIT, path.unit.id, 1),
+        (c.ReviewKind.PERSON, rid, 1),
+    ]
+    assert services.review_tasks[1].workflow_id == registration.handle.id
+    assert [(d.kind, d.decision) for d in services.decisions] == [
+        (c.ReviewKind.UNIT, Decision.APPROVE),
+        (c.ReviewKind.PERSON, Decision.APPROVE),
+    ]
+    assert services.certificates == [
+        c.MakeCertificate(registration_id=rid, edition=EDITION, fee_kind=FeeKind.STANDARD)
+    ]
+    assert services.dispatches == [
+        c.DispatchCertificate(
+            registration_id=rid,
+            certificate_no=path.result.certificate_no,
+            delivery_method=DeliveryMethod.EXPRESS,
+        )
+    ]
+    assert [(p.order_no, p.transaction_id, p.amount_fen) for p in services.orders_paid] == [
+        (path.order.no, path.transaction_id, FEE_FEN)
+    ]
+    assert services.refunds == []
+    assert services.orders_closed == []
+
+    # Operators find the registration by its search attributes.
+    attributes = (await registration.handle.describe()).typed_search_attributes
+    assert attributes.get(SA_STATUS) == "shipped"
+    assert attributes.get(SA_EDITION) == EDITION
+    assert attributes.get(SA_MISSION) == MISSION
+    assert attributes.get(SA_SUB_MISSION) == "shanghai-pudong"
+    assert attributes.get(SA_UNIT) == path.unit.id
+    assert attributes.get(SA_PAYMENT_METHOD) == "qr"
+
+    # The order and the unit close on their own deadlines.
+    assert await path.order.handle.result() == c.OrderProgress(
+        paid=True, closed=False, transaction_ids=[path.transaction_id]
+    )
+    assert (await path.order.handle.describe()).typed_search_attributes.get(SA_STATUS) == "paid"
+    assert await path.unit.handle.result() == c.UnitProgress(
+        status=UnitStatus.APPROVED, round=1, reason=None, members=[rid]
+    )
+
+
+async def test_member_joining_an_approved_unit_goes_straight_to_unpaid(world: World) -> None:
+    unit = await world.start_unit()
+    assert (await unit.decide(Decision.APPROVE)).status == UnitStatus.APPROVED
+
+    registration = await world.register(unit)
+    progress = await wait_status(registration, S.UNPAID)
+
+    assert steps(progress) == [(Step.REGISTERED, S.SUBMITTED), (Step.UNIT_APPROVED, S.UNPAID)]
+    assert progress.timeline[-1].deadline == registration.start.payment_deadline
+    assert (await unit.progress()).members == [registration.id]
+    # The unit was reviewed once, before this member joined.
+    assert len(world.services.decisions_on(unit.id)) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# The unit review
+
+
+async def test_unit_rejection_resubmission_and_approval(world: World) -> None:
+    services = world.services
+    unit = await world.start_unit()
+    registration = await world.register(unit)
+    await wait_member(unit, registration)
+
+    # A rejection needs a reason: the validator refuses it and nothing is recorded.
+    assert await refusal(unit.decide(Decision.REJECT)) == "reason_required"
+    assert await refusal(unit.decide(Decision.REJECT, "   ")) == "reason_required"
+    assert services.decisions_on(unit.id) == []
+    # Only a rejected unit is resubmitted.
+    assert await refusal(unit.handle.execute_update(UnitWorkflow.resubmit)) == "not_rejected"
+
+    reason = "营业执照副本不清晰 (business licence unreadable)"
+    assert (await unit.decide(Decision.REJECT, reason)).status == UnitStatus.REJECTED
+    rejected = await wait_status(registration, S.UNIT_REJECTED)
+    assert rejected.timeline[-1].step is Step.UNIT_REJECTED
+    assert rejected.timeline[-1].reason == reason
+    await until(
+        lambda: any(n.step is Step.UNIT_REJECTED for n in services.notifications_of(registration.id)),
+        "the rejection notice",
+    )
+    notice = next(n for n in services.notifications_of(registration.id) if n.step is Step.UNIT_REJECTED)
+    assert notice.params["reason"] == reason
+
+    assert (await unit.handle.execute_update(UnitWorkflow.resubmit)).status == UnitStatus.UNDER_REVIEW
+    resubmitted = await wait_status(registration, S.SUBMITTED)
+    assert resubmitted.timeline[-1].step is Step.UNIT_RESUBMITTED
+    assert (await unit.progress()).round == 2
+
+    assert (await unit.decide(Decision.APPROVE)).status == UnitStatus.APPROVED
+    unpaid = await wait_status(registration, S.UNPAID)
+    assert steps(unpaid) == [
+        (Step.REGISTERED, S.SUBMITTED),
+        (Step.UNIT_REJECTED, S.UNIT_REJECTED),
+        (Step.UNIT_RESUBMITTED, S.SUBMITTED),
+        (Step.UNIT_APPROVED, S.UNPAID),
+    ]
+
+    # An approved unit is not decided again.
+    assert await refusal(unit.decide(Decision.REJECT, "changed my mind")) == "not_under_review"
+    assert await refusal(unit.decide(Decision.APPROVE)) == "not_under_review"
+
+    assert [(d.round, d.decision, d.reason) for d in services.decisions_on(unit.id)] == [
+        (1, Decision.REJECT, reason),
+        (2, Decision.APPROVE, None),
+    ]
+    assert [(s.round, s.status) for s in services.unit_statuses if s.unit_id == unit.id] == [
+        (1, UnitStatus.UNDER_REVIEW),
+        (1, UnitStatus.REJECTED),
+        (2, UnitStatus.UNDER_REVIEW),
+        (2, UnitStatus.APPROVED),
+    ]
+    assert [t.round for t in services.review_tasks if t.subject_id == unit.id] == [1, 2]
+    assert [s.seq for s in services.statuses_of(registration.id)] == [1, 2, 3, 4]
+
+
+async def test_rejected_unit_cannot_resubmit_after_registration_closes(world: World) -> None:
+    unit = await world.start_unit(registration_closes_in=timedelta(days=10))
+    assert (await unit.decide(Decision.REJECT, "wrong trade mission")).status == UnitStatus.REJECTED
+
+    await world.env.sleep(timedelta(days=11))
+
+    assert await refusal(unit.handle.execute_update(UnitWorkflow.resubmit)) == "registration_closed"
+    assert (await unit.progress()).status is UnitStatus.REJECTED
+    assert (await unit.progress()).round == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# Payment deadline and personnel review
+
+
+async def test_unpaid_registration_expires_at_the_payment_deadline(world: World) -> None:
+    _, (registration,) = await approved_unit_with_unpaid(world)
+    assert registration.start.payment_deadline - await world.now() <= timedelta(days=15)
+
+    result = await registration.handle.result()  # nobody pays: time skips to the deadline
+
+    assert result.status is S.EXPIRED
+    assert steps(result)[-1] == (Step.PAYMENT_EXPIRED, S.EXPIRED)
+    expired = world.services.statuses_of(registration.id)[-1]
+    assert expired.step is Step.PAYMENT_EXPIRED
+    assert expired.at >= registration.start.payment_deadline
+    assert [
+        n.step for n in world.services.notifications_of(registration.id) if n.step is Step.PAYMENT_EXPIRED
+    ] == [Step.PAYMENT_EXPIRED]
+    description = await registration.handle.describe()
+    assert description.status is WorkflowExecutionStatus.COMPLETED
+    assert description.typed_search_attributes.get(SA_STATUS) == "expired"
+    assert world.services.review_tasks[-1].kind is c.ReviewKind.UNIT  # never queued for personnel review
+
+
+async def test_failed_personnel_review_refunds_the_person(world: World) -> None:
+    services = world.services
+    unit, (registration,) = await approved_unit_with_unpaid(world)
+    order = await world.start_order(unit, [registration])
+    await order.confirm(new_id("T"), FEE_FEN, await world.now())
+    await wait_status(registration, S.TO_BE_REVIEWED)
+
+    assert await refusal(registration.decide(Decision.REJECT)) == "reason_required"
+    assert services.decisions_on(registration.id) == []
+
+    refund_released = services.hold(c.REFUND)  # keep the workflow at review_failed for a moment
+    reason = "证件信息与本人不符 (ID does not match the person)"
+    assert (await registration.decide(Decision.REJECT, reason)).status == S.REVIEW_FAILED
+    assert await refusal(registration.decide(Decision.APPROVE)) in {"already_decided", "not_awaiting_review"}
+    refund_released.set()
+
+    result = await registration.handle.result()
+    assert result.status is S.REFUNDED
+    assert steps(result)[-2:] == [(Step.REVIEW_FAILED, S.REVIEW_FAILED), (Step.REFUNDED, S.REFUNDED)]
+    assert result.timeline[-2].reason == reason
+
+    assert services.refunds == [
+        c.RefundRequest(
+            refund_key=f"review-failed:{registration.id}",
+            order_no=order.no,
+            registration_id=registration.id,
+            amount_fen=0,
+            reason="personnel review failed",
+        )
+    ]
+    refunded = services.statuses_of(registration.id)[-1]
+    assert refunded.step is Step.REFUNDED
+    assert refunded.detail["refund_no"].startswith("F")
+    assert [(d.decision, d.reason) for d in services.decisions_on(registration.id)] == [
+        (Decision.REJECT, reason)
+    ]
+    assert services.certificates == []
+    notified = {n.step: n for n in services.notifications_of(registration.id)}
+    assert notified[Step.REVIEW_FAILED].params["reason"] == reason
+    assert Step.REFUNDED in notified
+
+
+# --------------------------------------------------------------------------------------------------
+# Payment orders
+
+
+async def test_repeated_gateway_confirmation_pays_once_and_a_second_payment_is_refunded(world: World) -> None:
+    services = world.services
+    unit, registrations = await approved_unit_with_unpaid(world, count=2)
+    order = await world.start_order(unit, registrations)
+    paid_at = await world.now()
+
+    first = new_id("T")
+    for _ in range(3):  # the gateway delivers its callback again and again
+        await order.confirm(first, order.start.amount_fen, paid_at)
+    second = new_id("T")  # the unit's accountant pays the same order a second time
+    await order.confirm(second, order.start.amount_fen, paid_at)
+    await until(lambda: bool(services.refunds_of_order(order.no)), "the second payment's refund")
+
+    assert [(p.order_no, p.transaction_id) for p in services.orders_paid] == [(order.no, first)]
+    assert services.refunds_of_order(order.no) == [
+        c.RefundRequest(
+            refund_key=f"order:{order.no}:txn:{second}",
+            order_no=order.no,
+            registration_id=None,
+            amount_fen=order.start.amount_fen,
+            reason="duplicate payment",
+        )
+    ]
+    assert second in services.refunds[0].refund_key
+    for registration in registrations:
+        progress = await wait_status(registration, S.TO_BE_REVIEWED)
+        assert [step for step, _ in steps(progress)].count(Step.PAID) == 1
+        assert progress.order_no == order.no
+        assert [s.step for s in services.statuses_of(registration.id)].count(Step.PAID) == 1
+        assert await signals_received(registration.handle, c.SIGNAL_PAYMENT_CONFIRMED) == 1
+
+    assert await order.handle.query(PaymentOrderWorkflow.progress) == c.OrderProgress(
+        paid=True, closed=False, transaction_ids=sorted([first, second])
+    )
+    assert (await order.handle.result()).paid  # the deadline passes: a paid order is not closed
+    assert services.orders_closed == []
+
+
+async def test_unpaid_order_is_closed_at_its_deadline(world: World) -> None:
+    services = world.services
+    unit, (registration,) = await approved_unit_with_unpaid(world)
+    order = await world.start_order(unit, [registration], deadline_in=timedelta(days=1))
+
+    # A part payment does not pay the order: the money goes back.
+    part = new_id("T")
+    await order.confirm(part, FEE_FEN // 2, await world.now())
+    await until(lambda: bool(services.refunds_of_order(order.no)), "the part payment's refund")
+    assert services.refunds_of_order(order.no)[0].reason == "amount does not match the order"
+    assert services.refunds_of_order(order.no)[0].amount_fen == FEE_FEN // 2
+
+    result = await order.handle.result()
+
+    assert result == c.OrderProgress(paid=False, closed=True, transaction_ids=[part])
+    assert [closed.order_no for closed in services.orders_closed] == [order.no]
+    assert services.orders_closed[0].at >= order.start.deadline
+    assert services.orders_paid == []
+    assert (await order.handle.describe()).typed_search_attributes.get(SA_STATUS) == "closed"
+    # The person is still unpaid: the unit may pay with a new order until the payment deadline.
+    assert (await registration.progress()).status is S.UNPAID
+
+
+# --------------------------------------------------------------------------------------------------
+# Notifications
+
+
+async def test_failing_notifications_neither_stop_the_lifecycle_nor_get_lost(world: World) -> None:
+    services = world.services
+    services.fail_notify(Step.REGISTERED)  # the SMS gateway is down until we say so
+    services.fail_notify(Step.PAYMENT_EXPIRED, times=2)
+
+    _, (registration,) = await approved_unit_with_unpaid(world)
+    # The lifecycle went on while the first message kept failing.
+    assert services.notify_attempts_of(registration.id, Step.REGISTERED)
+    assert not any(n.step is Step.REGISTERED for n in services.notifications_of(registration.id))
+    await until(
+        lambda: any(n.step is Step.UNIT_APPROVED for n in services.notifications_of(registration.id)),
+        "the payment notice",
+    )
+    services.stop_failing(Step.REGISTERED)
+
+    result = await registration.handle.result()
+
+    assert result.status is S.EXPIRED
+    # Every message was sent exactly once, and the workflow waited for the last one.
+    assert sorted(n.step for n in services.notifications_of(registration.id)) == sorted(
+        [Step.REGISTERED, Step.UNIT_APPROVED, Step.PAYMENT_EXPIRED]
+    )
+    assert services.notify_attempts_of(registration.id, Step.PAYMENT_EXPIRED) == [1, 2, 3]
+    assert len(services.notify_attempts_of(registration.id, Step.REGISTERED)) >= 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Replay: today's workflow code must replay the histories of workflows already running
+
+
+def contract_activities() -> set[c.ActivityRef[Any, Any]]:
+    return {value for value in vars(c).values() if isinstance(value, c.ActivityRef)}
+
+
+def test_every_contract_activity_has_a_fake_on_its_queue() -> None:
+    fakes = FakeServices()
+    assert set(fakes.activities()) == contract_activities()
+    queues = fakes.activities_by_queue()
+    for ref, fake in fakes.activities().items():
+        assert fake in queues[ref.task_queue]
+
+
+def replayer() -> Replayer:
+    return Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
+
+
+def save_history(path: Path, history: WorkflowHistory) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(history.to_json() + "\n", encoding="utf-8")
+
+
+def recorded_histories() -> list[WorkflowHistory]:
+    return [
+        WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+        for path in sorted(HISTORIES.glob("*.json"))
+    ]
+
+
+async def test_happy_path_history_replays(world: World) -> None:
+    path = await run_happy_path(world)
+    await path.unit.handle.result()
+    await path.order.handle.result()
+    histories = [
+        await handle.fetch_history()
+        for handle in (path.registration.handle, path.unit.handle, path.order.handle)
+    ]
+    for history in histories:
+        await replayer().replay_workflow(history)
+    if RECORD_HISTORIES:
+        save_history(HAPPY_PATH_HISTORY, histories[0])
+
+
+async def test_recorded_histories_replay() -> None:
+    histories = recorded_histories()
+    assert histories, f"no history in {HISTORIES}: run with EXPO_RECORD_HISTORIES=1 to record one"
+    for history in histories:
+        await replayer().replay_workflow(history)
