@@ -125,10 +125,13 @@ class CloseOrder(Message):
 
 
 class RefundRequest(Message):
+    """Refund a person's share of an order (``registration_id``), or money that matches no one
+    (``amount_fen`` of a transaction that came twice or short)."""
+
     refund_key: str  # one refund per key, however often the activity runs
     order_no: str
-    registration_id: str | None
-    amount_fen: int
+    registration_id: str | None = None
+    amount_fen: int | None = None
     reason: str
 
 

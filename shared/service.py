@@ -17,6 +17,7 @@ from shared.db import Database
 from shared.http import add_health, install_error_handlers
 from shared.process import run_until_stopped
 from shared.settings import ServiceName, Settings, get_settings
+from shared.storage import ObjectStore
 from shared.temporal import connect
 
 
@@ -29,6 +30,7 @@ class ServiceContext:
     db: Database
     temporal: Client
     http: httpx.AsyncClient
+    store: ObjectStore
 
     @property
     def edition(self) -> Edition:
@@ -50,6 +52,7 @@ async def open_context(
         db=Database(settings.service_database_url(service)),
         temporal=temporal,
         http=httpx.AsyncClient(timeout=httpx.Timeout(10.0)),
+        store=ObjectStore(settings),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import boto3
@@ -45,3 +46,39 @@ def ensure_buckets(settings: Settings) -> None:
             client.head_bucket(Bucket=bucket)
         except ClientError:
             client.create_bucket(Bucket=bucket)
+
+
+class ObjectStore:
+    """The store as the services use it: one client per process (boto3 clients are thread-safe),
+    blocking calls run on threads so they never stall the event loop."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._client = s3_client(settings)
+        self._public = s3_client(settings, public=True)
+
+    async def get(self, bucket: str, key: str) -> bytes:
+        def read() -> bytes:
+            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+        return await asyncio.to_thread(read)
+
+    async def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        await asyncio.to_thread(
+            self._client.put_object, Bucket=bucket, Key=key, Body=body, ContentType=content_type
+        )
+
+    async def size(self, bucket: str, key: str) -> int | None:
+        """The object's size in bytes, or None if there is no such object."""
+        try:
+            head = await asyncio.to_thread(self._client.head_object, Bucket=bucket, Key=key)
+        except ClientError:
+            return None
+        return head["ContentLength"]
+
+    def presigned_put(self, bucket: str, key: str, content_type: str, expires_in: int) -> str:
+        """A URL a browser uploads to directly (signing is local: no call to the store)."""
+        return self._public.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
+            ExpiresIn=expires_in,
+        )

@@ -246,6 +246,7 @@ async def world(env: WorkflowEnvironment) -> AsyncIterator[World]:
     services = FakeServices()
     world = World(env, services)
     async with running_workers(env.client, services):
+        print("DBG start", await env.get_current_time(), flush=True)
         try:
             yield world
         finally:

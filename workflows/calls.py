@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
     from shared.contracts import ActivityRef, Message
@@ -37,3 +38,13 @@ async def call(
         summary=summary,
     )
     return result
+
+
+async def signal_if_open(workflow_id: str, signal: str, arg: Message) -> bool:
+    """Signal another workflow; False if it has closed (a registration that expired, say) or never
+    existed, which the caller handles instead of failing."""
+    try:
+        await workflow.get_external_workflow_handle(workflow_id).signal(signal, arg)
+    except FailureError:
+        return False
+    return True

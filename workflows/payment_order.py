@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from shared.types import OrderStatus
 
-from workflows.calls import call
+from workflows.calls import call, signal_if_open
 
 
 @workflow.defn(name="PaymentOrder")
@@ -72,7 +72,6 @@ class PaymentOrderWorkflow:
                 c.RefundRequest(
                     refund_key=f"order:{self.start.order_no}:txn:{confirmation.transaction_id}",
                     order_no=self.start.order_no,
-                    registration_id=None,
                     amount_fen=confirmation.amount_fen,
                     reason="duplicate payment" if self._paid_by else "amount does not match the order",
                 ),
@@ -100,10 +99,20 @@ class PaymentOrderWorkflow:
             paid_at=confirmation.paid_at,
         )
         for registration_id in self.start.registration_ids:
-            handle = workflow.get_external_workflow_handle(
-                registration_workflow_id(self.start.edition, registration_id)
-            )
-            await handle.signal(c.SIGNAL_PAYMENT_CONFIRMED, paid)
+            workflow_id = registration_workflow_id(self.start.edition, registration_id)
+            if not await signal_if_open(workflow_id, c.SIGNAL_PAYMENT_CONFIRMED, paid):
+                # The registration closed before the money came (it expired): its share goes back.
+                await call(
+                    c.REFUND,
+                    c.RefundRequest(
+                        refund_key=f"order:{self.start.order_no}:closed:{registration_id}",
+                        order_no=self.start.order_no,
+                        registration_id=registration_id,
+                        reason="the registration had closed when the payment arrived",
+                    ),
+                    summary=f"refund {registration_id}: closed before payment",
+                    timeout=timedelta(minutes=2),
+                )
 
     def _set_status(self, status: OrderStatus) -> None:
         self.status = status

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from shared.types import Decision, RegistrationStatus, UnitStatus
 
-from workflows.calls import call
+from workflows.calls import call, signal_if_open
 from workflows.refusal import refuse
 
 S = RegistrationStatus
@@ -55,7 +55,8 @@ class BuyerRegistrationWorkflow:
     async def run(self, start: c.RegistrationStart) -> c.RegistrationProgress:
         await self._enter(c.Step.REGISTERED, S.SUBMITTED)
         # The unit workflow tells members where its review stands, now and at every change.
-        await workflow.get_external_workflow_handle(start.unit_workflow_id).signal(
+        await signal_if_open(
+            start.unit_workflow_id,
             c.SIGNAL_MEMBER_JOINED,
             c.MemberJoined(registration_id=start.registration_id, workflow_id=workflow.info().workflow_id),
         )
@@ -130,7 +131,6 @@ class BuyerRegistrationWorkflow:
                 refund_key=f"review-failed:{self.start.registration_id}",
                 order_no=self._payment.order_no,
                 registration_id=self.start.registration_id,
-                amount_fen=0,  # the payment service refunds this person's share of the order
                 reason="personnel review failed",
             ),
             summary="refund after failed personnel review",

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from shared.temporal import SA_EDITION, SA_MISSION, SA_STATUS, SA_SUB_MISSION, SA_UNIT
     from shared.types import Decision, UnitStatus
 
-from workflows.calls import call
+from workflows.calls import call, signal_if_open
 from workflows.refusal import refuse
 
 
@@ -53,7 +53,9 @@ class UnitWorkflow:
                 break
             while self._pending:
                 workflow_id, event = self._pending.pop(0)
-                await workflow.get_external_workflow_handle(workflow_id).signal(c.SIGNAL_UNIT_STATUS, event)
+                if not await signal_if_open(workflow_id, c.SIGNAL_UNIT_STATUS, event):
+                    # The registration has closed (expired, say): it follows the unit no more.
+                    self.members = {rid: wid for rid, wid in self.members.items() if wid != workflow_id}
         await workflow.wait_condition(lambda: not self._busy)
         return self.progress()
 

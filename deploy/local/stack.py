@@ -120,7 +120,9 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        return Settings.model_validate({key.removeprefix("EXPO_").lower(): value for key, value in self.env.items()})
+        return Settings.model_validate(
+            {key.removeprefix("EXPO_").lower(): value for key, value in self.env.items()}
+        )
 
     def _infrastructure(self) -> list[Process]:
         p = self.ports

@@ -18,7 +18,6 @@ from shared.catalogue import load_edition, load_missions
 from shared.db import utcnow
 from shared.http import internal_headers
 from shared.service import ServiceContext
-from shared.storage import s3_client
 from shared.types import DeliveryMethod, RegistrationStatus
 
 
@@ -72,12 +71,9 @@ class CertificateActivities:
         if mission is None:
             raise ApplicationError(f"unknown mission {person['mission']}", non_retryable=True)
         sub = mission.sub_mission(person["sub_mission"]) if person["sub_mission"] else None
-        store = s3_client(self.ctx.settings)
         photo = None
         if person["photo_key"]:
-            photo = store.get_object(Bucket=self.ctx.settings.bucket_photos, Key=person["photo_key"])[
-                "Body"
-            ].read()
+            photo = await self.ctx.store.get(self.ctx.settings.bucket_photos, person["photo_key"])
         certificate_no = await self._next_number(request.edition)
         issued_at = utcnow().replace(microsecond=0)
         code = self.signer.sign(
@@ -103,12 +99,7 @@ class CertificateActivities:
             )
         )
         badge_key = f"{request.edition}/{certificate_no}.pdf"
-        store.put_object(
-            Bucket=self.ctx.settings.bucket_certificates,
-            Key=badge_key,
-            Body=pdf,
-            ContentType="application/pdf",
-        )
+        await self.ctx.store.put(self.ctx.settings.bucket_certificates, badge_key, pdf, "application/pdf")
         async with self.ctx.db.transaction() as session:
             # A concurrent retry may have won: keep its certificate, drop this number unused.
             winner = await session.scalar(

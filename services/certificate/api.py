@@ -16,7 +16,6 @@ from services.certificate.admission_code import AdmissionCodeError
 from services.certificate.models import Certificate
 from shared.http import ErrorBody, not_found
 from shared.service import ServiceContext, context, create_service_app
-from shared.storage import s3_client
 from shared.types import DeliveryMethod
 
 app = create_service_app(
@@ -90,10 +89,8 @@ async def certificate_of(registration_id: str, ctx: Ctx) -> Certificate:
 @app.get("/v1/certificates/{certificate_no}/badge.pdf", responses=ERRORS, tags=["certificates"])
 async def badge(certificate_no: str, ctx: Ctx) -> Response:
     certificate = await get_certificate(certificate_no, ctx)
-    data = s3_client(ctx.settings).get_object(
-        Bucket=ctx.settings.bucket_certificates, Key=certificate.badge_key
-    )
-    return Response(data["Body"].read(), media_type="application/pdf")
+    pdf = await ctx.store.get(ctx.settings.bucket_certificates, certificate.badge_key)
+    return Response(pdf, media_type="application/pdf")
 
 
 @app.post("/v1/verify", response_model=VerifyOut, tags=["gates"])

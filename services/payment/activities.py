@@ -60,12 +60,15 @@ class PaymentActivities:
                     raise ApplicationError(
                         f"order {request.order_no} has no payment to refund", non_retryable=True
                     )
-                amount = request.amount_fen
                 if request.registration_id is not None:  # that person's share of the order
                     item = await session.get(OrderItem, (request.order_no, request.registration_id))
                     if item is None:
                         raise ApplicationError("the person is not in the order", non_retryable=True)
                     amount = item.amount_fen
+                elif request.amount_fen is not None:
+                    amount = request.amount_fen
+                else:
+                    raise ApplicationError("a refund needs a person or an amount", non_retryable=True)
                 refund = Refund(
                     refund_no=new_id("F"),
                     refund_key=request.refund_key,

@@ -39,7 +39,6 @@ from shared.db import utcnow
 from shared.http import ApiError, ErrorBody, not_found, require_internal
 from shared.ids import new_id
 from shared.service import ServiceContext, context, create_service_app
-from shared.storage import s3_client
 from shared.temporal import WORKFLOW_TASK_QUEUE, registration_workflow_id, unit_workflow_id
 from shared.types import Affiliation, DeliveryMethod, FeeKind, IdType, RegistrationStatus
 
@@ -172,7 +171,9 @@ def _mask(id_number: str) -> str:
     return id_number[:3] + "*" * max(len(id_number) - 7, 0) + id_number[-4:]
 
 
-def _person_out(person: PersonRegistration, edition: Edition, upload: PhotoUploadOut | None = None) -> PersonOut:
+def _person_out(
+    person: PersonRegistration, edition: Edition, upload: PhotoUploadOut | None = None
+) -> PersonOut:
     return PersonOut(
         registration_id=person.id,
         unit_id=person.unit_id,
@@ -220,11 +221,7 @@ def _check_delivery(body: PersonIn, unit: Unit) -> None:
 
 
 def _photo_upload(ctx: ServiceContext, key: str) -> PhotoUploadOut:
-    url = s3_client(ctx.settings, public=True).generate_presigned_url(
-        "put_object",
-        Params={"Bucket": ctx.settings.bucket_photos, "Key": key, "ContentType": "image/jpeg"},
-        ExpiresIn=PHOTO_UPLOAD_SECONDS,
-    )
+    url = ctx.store.presigned_put(ctx.settings.bucket_photos, key, "image/jpeg", PHOTO_UPLOAD_SECONDS)
     return PhotoUploadOut(url=url, headers={"Content-Type": "image/jpeg"}, expires_in=PHOTO_UPLOAD_SECONDS)
 
 
@@ -341,18 +338,16 @@ async def confirm_photo(registration_id: str, ctx: Ctx) -> PersonOut:
     async with ctx.db.transaction() as session:
         person = await _person(session, registration_id)
         key = _photo_key(person)
-        store = s3_client(ctx.settings)
-        try:
-            head = store.head_object(Bucket=ctx.settings.bucket_photos, Key=key)
-        except store.exceptions.ClientError as exc:
+        size = await ctx.store.size(ctx.settings.bucket_photos, key)
+        if size is None:
             raise ApiError(
                 409, "photo_missing", "no photo has been uploaded yet", "尚未上传照片", field="photo"
-            ) from exc
-        if head["ContentLength"] > PHOTO_MAX_BYTES:
+            )
+        if size > PHOTO_MAX_BYTES:
             raise ApiError(
                 422, "photo_too_large", "the photo is larger than 2 MiB", "照片不能超过2MB", field="photo"
             )
-        data = store.get_object(Bucket=ctx.settings.bucket_photos, Key=key)["Body"].read()
+        data = await ctx.store.get(ctx.settings.bucket_photos, key)
         try:
             with Image.open(io.BytesIO(data)) as image:
                 image_format, (width, height) = image.format, image.size
