@@ -126,11 +126,12 @@ class CloseOrder(Message):
 
 class RefundRequest(Message):
     """Refund a person's share of an order (``registration_id``), or money that matches no one
-    (``amount_fen`` of a transaction that came twice or short)."""
+    (``amount_fen`` of ``transaction_id``, a transaction that came twice, short, too much or late)."""
 
     refund_key: str  # one refund per key, however often the activity runs
     order_no: str
     registration_id: str | None = None
+    transaction_id: str | None = None  # default: the transaction that paid the order
     amount_fen: int | None = None
     reason: str
 

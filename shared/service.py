@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from shared.catalogue import Edition, current_edition
+from shared.catalogue import Edition, current_edition, load_missions
 from shared.db import Database
 from shared.http import add_health, install_error_handlers
 from shared.process import run_until_stopped
@@ -63,6 +63,9 @@ def create_service_app(service: ServiceName, *, title: str, description: str, ve
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Lazy Temporal connection: the API starts (and answers health checks) while Temporal starts.
         app.state.ctx = await open_context(service, lazy=True)
+        # The edition and the mission catalogue are validated now: a broken data file stops the start.
+        load_missions()
+        _ = app.state.ctx.edition
         try:
             yield
         finally:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.local.demo import Demo, demo_credit_code, demo_id_number
+from deploy.local.demo import Demo, demo_credit_code, demo_id_number, demo_photo
 from deploy.local.stack import Stack
 from services.payment import signing
 from shared.db import utcnow
@@ -82,6 +82,23 @@ def test_registration_refusals_name_the_field_in_both_languages(stack: Stack) ->
     ).json()["members"]
     assert len(members) == 1
     assert_refused(httpx.get(f"{api}/internal/units/{unit['id']}/registrations"), 401, "unauthorised")
+
+
+def test_photos_are_checked_by_decoding_them(stack: Stack) -> None:
+    api = stack.settings.registration_url
+    unit = httpx.post(f"{api}/v1/units", json=unit_body()).json()
+    person = httpx.post(f"{api}/v1/units/{unit['id']}/people", json=person_body()).json()
+    confirm = f"{api}/v1/registrations/{person['registration_id']}/photo-confirm"
+    assert_refused(httpx.post(confirm), 409, "photo_missing", "photo")
+    upload = person["photo_upload"]
+    for content, code in [
+        (b"%PDF-1.4 not a photo", "photo_unreadable"),
+        (demo_photo("x", (200, 300)), "photo_too_small"),
+    ]:
+        httpx.put(upload["url"], content=content, headers=upload["headers"]).raise_for_status()
+        assert_refused(httpx.post(confirm), 422, code, "photo")
+    httpx.put(upload["url"], content=demo_photo("ok"), headers=upload["headers"]).raise_for_status()
+    assert httpx.post(confirm).json()["photo_uploaded"] is True
 
 
 def test_staff_decisions_that_do_not_apply_are_refused_and_not_recorded(stack: Stack) -> None:

@@ -3,7 +3,11 @@
 Every test runs the real workflow code on a time-skipping Temporal server, with fake services
 (``tests/workflow_env.py``) standing in for the five services: deadlines of weeks pass in
 milliseconds, and the fakes show what the workflows asked of the services. Each test has its own
-workers, fakes and random ids; whatever it leaves running is terminated when it ends.
+server, workers, fakes and random ids.
+
+Time skips while a test awaits a workflow's result, for every workflow on the server, and may run
+on to the next timer before the result comes back: a test that must stop at an instant uses
+``env.sleep`` instead. Set EXPO_RECORD_HISTORIES=1 to (re)record ``tests/histories``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from temporalio.client import (
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
@@ -74,7 +77,7 @@ OrderHandle = WorkflowHandle[PaymentOrderWorkflow, c.OrderProgress]
 
 
 # --------------------------------------------------------------------------------------------------
-# The world a test runs in: a server, the fakes, and the workflows it started
+# The world a test runs in: a server of its own, the fakes, and handles on the workflows it starts
 
 
 @dataclass
@@ -87,32 +90,50 @@ class Unit:
         return self.start.unit_id
 
     async def progress(self) -> c.UnitProgress:
-        return await self.handle.query(UnitWorkflow.progress)
+        progress: c.UnitProgress = await self.handle.query(c.QUERY_PROGRESS, result_type=c.UnitProgress)
+        return progress
 
     async def decide(self, decision: Decision, reason: str | None = None) -> c.DecisionResult:
-        return await self.handle.execute_update(
-            UnitWorkflow.decide,
-            c.ReviewDecision(decision=decision, reason=reason, reviewer="mission-reviewer"),
+        """The mission's affiliation review, by the update's contract name (as the review service)."""
+        review = c.ReviewDecision(decision=decision, reason=reason, reviewer="mission-reviewer")
+        result: c.DecisionResult = await self.handle.execute_update(
+            c.UPDATE_DECIDE, review, result_type=c.DecisionResult
         )
+        return result
+
+    async def resubmit(self) -> c.DecisionResult:
+        result: c.DecisionResult = await self.handle.execute_update(
+            c.UPDATE_RESUBMIT, result_type=c.DecisionResult
+        )
+        return result
 
 
 @dataclass
 class Registration:
     handle: RegistrationHandle
     start: c.RegistrationStart
+    services: FakeServices
 
     @property
     def id(self) -> str:
         return self.start.registration_id
 
     async def progress(self) -> c.RegistrationProgress:
-        return await self.handle.query(BuyerRegistrationWorkflow.progress)
+        progress: c.RegistrationProgress = await self.handle.query(
+            c.QUERY_PROGRESS, result_type=c.RegistrationProgress
+        )
+        return progress
 
     async def decide(self, decision: Decision, reason: str | None = None) -> c.DecisionResult:
-        return await self.handle.execute_update(
-            BuyerRegistrationWorkflow.decide,
-            c.ReviewDecision(decision=decision, reason=reason, reviewer="personnel-reviewer"),
+        """The personnel review, by the update's contract name."""
+        review = c.ReviewDecision(decision=decision, reason=reason, reviewer="personnel-reviewer")
+        result: c.DecisionResult = await self.handle.execute_update(
+            c.UPDATE_DECIDE, review, result_type=c.DecisionResult
         )
+        return result
+
+    async def delivered(self, at: datetime) -> None:
+        await self.handle.signal(c.SIGNAL_CERTIFICATE_DELIVERED, c.CertificateDelivered(at=at))
 
 
 @dataclass
@@ -127,9 +148,13 @@ class Order:
     async def confirm(self, transaction_id: str, amount_fen: int, paid_at: datetime) -> None:
         """The gateway's callback, as the payment service relays it."""
         await self.handle.signal(
-            PaymentOrderWorkflow.on_gateway_confirmation,
+            c.SIGNAL_GATEWAY_CONFIRMATION,
             c.GatewayConfirmation(transaction_id=transaction_id, amount_fen=amount_fen, paid_at=paid_at),
         )
+
+    async def progress(self) -> c.OrderProgress:
+        progress: c.OrderProgress = await self.handle.query(c.QUERY_PROGRESS, result_type=c.OrderProgress)
+        return progress
 
 
 class World:
@@ -137,7 +162,6 @@ class World:
         self.env = env
         self.client = env.client
         self.services = services
-        self.handles: list[WorkflowHandle[Any, Any]] = []
 
     async def now(self) -> datetime:
         return await self.env.get_current_time()
@@ -164,7 +188,6 @@ class World:
             id=unit_workflow_id(EDITION, start.unit_id),
             task_queue=WORKFLOW_TASK_QUEUE,
         )
-        self.handles.append(handle)
         return Unit(handle, start)
 
     async def register(
@@ -193,8 +216,7 @@ class World:
             id=registration_workflow_id(EDITION, start.registration_id),
             task_queue=WORKFLOW_TASK_QUEUE,
         )
-        self.handles.append(handle)
-        return Registration(handle, start)
+        return Registration(handle, start, self.services)
 
     async def start_order(
         self,
@@ -221,22 +243,17 @@ class World:
             id=payment_order_workflow_id(EDITION, start.order_no),
             task_queue=WORKFLOW_TASK_QUEUE,
         )
-        self.handles.append(handle)
         return Order(handle, start)
 
-    async def terminate_running(self) -> None:
-        """Keep later tests' workers from running this test's leftovers when time skips."""
-        for handle in self.handles:
-            try:
-                if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
-                    await handle.terminate(reason="test over")
-            except RPCError:
-                pass  # completed in between
 
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping server for the module (conftest.py already exists, so it lives here)."""
+    """A time-skipping server of the test's own (it starts in a fraction of a second).
+
+    Not shared on purpose: time skips for every workflow on a server, and a workflow terminated
+    while one of its activities is in flight (a test that failed halfway) keeps the test server from
+    skipping time until that activity's timeout passes in real time, which would stall later tests.
+    """
     async with time_skipping_environment() as environment:
         yield environment
 
@@ -246,11 +263,7 @@ async def world(env: WorkflowEnvironment) -> AsyncIterator[World]:
     services = FakeServices()
     world = World(env, services)
     async with running_workers(env.client, services):
-        print("DBG start", await env.get_current_time(), flush=True)
-        try:
-            yield world
-        finally:
-            await world.terminate_running()
+        yield world
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,9 +286,19 @@ async def eventually(
 
 
 async def wait_status(registration: Registration, status: RegistrationStatus) -> c.RegistrationProgress:
-    return await eventually(
-        registration.progress, lambda p: p.status is status, f"{registration.id} {status}"
-    )
+    """Until the registration is in ``status`` and the registration service has recorded it.
+
+    The workflow takes a status as it enters the step and then records it (an activity): tests
+    that look at the fakes wait for both.
+    """
+    services = registration.services
+
+    def reached(progress: c.RegistrationProgress) -> bool:
+        return progress.status is status and len(services.statuses_of(registration.id)) >= len(
+            progress.timeline
+        )
+
+    return await eventually(registration.progress, reached, f"{registration.id} {status}, recorded")
 
 
 async def wait_member(unit: Unit, registration: Registration) -> None:
@@ -323,6 +346,21 @@ async def approved_unit_with_unpaid(world: World, count: int = 1) -> tuple[Unit,
     return unit, registrations
 
 
+async def paid_for(world: World, unit: Unit, registration: Registration) -> Order:
+    """The unit pays for ``registration`` by QR code: it is then to be reviewed."""
+    order = await world.start_order(unit, [registration])
+    await order.confirm(new_id("T"), order.start.amount_fen, await world.now())
+    await wait_status(registration, S.TO_BE_REVIEWED)
+    return order
+
+
+async def completed(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait for a workflow to close without awaiting its result (which would let time run on)."""
+    await eventually(
+        handle.describe, lambda d: d.status is WorkflowExecutionStatus.COMPLETED, f"{handle.id} done"
+    )
+
+
 # --------------------------------------------------------------------------------------------------
 # The happy path
 
@@ -333,6 +371,7 @@ class HappyPath:
     registration: Registration
     order: Order
     transaction_id: str
+    shipped: c.RegistrationProgress  # the progress query once shipped
     result: c.RegistrationProgress
 
 
@@ -355,10 +394,10 @@ async def run_happy_path(world: World) -> HappyPath:
     assert reviewing.order_no == order.no
 
     assert (await registration.decide(Decision.APPROVE)).status == S.APPROVED
-    await wait_status(registration, S.SHIPPED)
+    shipped = await wait_status(registration, S.SHIPPED)
     # After dispatch the workflow waits for delivery until the expo closes: let time skip there.
     result = await registration.handle.result()
-    return HappyPath(unit, registration, order, transaction_id, result)
+    return HappyPath(unit, registration, order, transaction_id, shipped, result)
 
 
 HAPPY_TIMELINE = [
@@ -377,9 +416,11 @@ async def test_happy_path_from_submission_to_a_shipped_certificate(world: World)
     path = await run_happy_path(world)
     services, registration, rid = world.services, path.registration, path.registration.id
 
-    # The buyer's timeline, every step in order.
+    # The buyer's timeline, every step in order: as queried, and as the workflow's result.
+    assert steps(path.shipped) == HAPPY_TIMELINE
     assert path.result.status is S.SHIPPED
     assert steps(path.result) == HAPPY_TIMELINE
+    assert path.shipped.certificate_no == path.result.certificate_no
     assert path.result.order_no == path.order.no
     assert path.result.certificate_no is not None
 
@@ -464,6 +505,32 @@ async def test_member_joining_an_approved_unit_goes_straight_to_unpaid(world: Wo
     assert len(world.services.decisions_on(unit.id)) == 1
 
 
+async def test_certificate_collected_by_the_mission_is_reported_delivered(world: World) -> None:
+    services = world.services
+    unit = await world.start_unit()
+    await unit.decide(Decision.APPROVE)
+    registration = await world.register(unit, delivery_method=DeliveryMethod.MISSION_COLLECTION)
+    await wait_status(registration, S.UNPAID)
+    await paid_for(world, unit, registration)
+    await registration.decide(Decision.APPROVE)
+    awaiting = await wait_status(registration, S.AWAITING_COLLECTION)
+    assert awaiting.timeline[-1].step is Step.DISPATCHED
+    dispatched = services.statuses_of(registration.id)[-1]
+    assert dispatched.detail == {
+        "certificate_no": awaiting.certificate_no,
+        "delivery_method": "mission_collection",
+    }  # no carrier, no tracking number
+
+    # The mission hands the certificate over: the registration is done before the expo closes.
+    await registration.delivered(await world.now())
+    await completed(registration.handle)
+    result = await registration.progress()
+    assert steps(result)[-2:] == [(Step.DISPATCHED, S.AWAITING_COLLECTION), (Step.DELIVERED, S.DELIVERED)]
+    assert await world.now() < registration.start.expo_closes
+    assert Step.DELIVERED not in {n.step for n in services.notifications_of(registration.id)}
+    assert (await registration.handle.describe()).typed_search_attributes.get(SA_STATUS) == "delivered"
+
+
 # --------------------------------------------------------------------------------------------------
 # The unit review
 
@@ -479,7 +546,7 @@ async def test_unit_rejection_resubmission_and_approval(world: World) -> None:
     assert await refusal(unit.decide(Decision.REJECT, "   ")) == "reason_required"
     assert services.decisions_on(unit.id) == []
     # Only a rejected unit is resubmitted.
-    assert await refusal(unit.handle.execute_update(UnitWorkflow.resubmit)) == "not_rejected"
+    assert await refusal(unit.resubmit()) == "not_rejected"
 
     reason = "营业执照副本不清晰 (business licence unreadable)"
     assert (await unit.decide(Decision.REJECT, reason)).status == UnitStatus.REJECTED
@@ -493,7 +560,7 @@ async def test_unit_rejection_resubmission_and_approval(world: World) -> None:
     notice = next(n for n in services.notifications_of(registration.id) if n.step is Step.UNIT_REJECTED)
     assert notice.params["reason"] == reason
 
-    assert (await unit.handle.execute_update(UnitWorkflow.resubmit)).status == UnitStatus.UNDER_REVIEW
+    assert (await unit.resubmit()).status == UnitStatus.UNDER_REVIEW
     resubmitted = await wait_status(registration, S.SUBMITTED)
     assert resubmitted.timeline[-1].step is Step.UNIT_RESUBMITTED
     assert (await unit.progress()).round == 2
@@ -531,7 +598,7 @@ async def test_rejected_unit_cannot_resubmit_after_registration_closes(world: Wo
 
     await world.env.sleep(timedelta(days=11))
 
-    assert await refusal(unit.handle.execute_update(UnitWorkflow.resubmit)) == "registration_closed"
+    assert await refusal(unit.resubmit()) == "registration_closed"
     assert (await unit.progress()).status is UnitStatus.REJECTED
     assert (await unit.progress()).round == 1
 
@@ -542,7 +609,6 @@ async def test_rejected_unit_cannot_resubmit_after_registration_closes(world: Wo
 
 async def test_unpaid_registration_expires_at_the_payment_deadline(world: World) -> None:
     _, (registration,) = await approved_unit_with_unpaid(world)
-    assert registration.start.payment_deadline - await world.now() <= timedelta(days=15)
 
     result = await registration.handle.result()  # nobody pays: time skips to the deadline
 
@@ -556,6 +622,8 @@ async def test_unpaid_registration_expires_at_the_payment_deadline(world: World)
     ] == [Step.PAYMENT_EXPIRED]
     description = await registration.handle.describe()
     assert description.status is WorkflowExecutionStatus.COMPLETED
+    assert description.close_time is not None
+    assert description.close_time >= registration.start.payment_deadline
     assert description.typed_search_attributes.get(SA_STATUS) == "expired"
     assert world.services.review_tasks[-1].kind is c.ReviewKind.UNIT  # never queued for personnel review
 
@@ -563,9 +631,7 @@ async def test_unpaid_registration_expires_at_the_payment_deadline(world: World)
 async def test_failed_personnel_review_refunds_the_person(world: World) -> None:
     services = world.services
     unit, (registration,) = await approved_unit_with_unpaid(world)
-    order = await world.start_order(unit, [registration])
-    await order.confirm(new_id("T"), FEE_FEN, await world.now())
-    await wait_status(registration, S.TO_BE_REVIEWED)
+    order = await paid_for(world, unit, registration)
 
     assert await refusal(registration.decide(Decision.REJECT)) == "reason_required"
     assert services.decisions_on(registration.id) == []
@@ -581,12 +647,12 @@ async def test_failed_personnel_review_refunds_the_person(world: World) -> None:
     assert steps(result)[-2:] == [(Step.REVIEW_FAILED, S.REVIEW_FAILED), (Step.REFUNDED, S.REFUNDED)]
     assert result.timeline[-2].reason == reason
 
+    # One refund of this person's share of the order (the payment service knows the amount).
     assert services.refunds == [
         c.RefundRequest(
             refund_key=f"review-failed:{registration.id}",
             order_no=order.no,
             registration_id=registration.id,
-            amount_fen=0,
             reason="personnel review failed",
         )
     ]
@@ -624,7 +690,7 @@ async def test_repeated_gateway_confirmation_pays_once_and_a_second_payment_is_r
         c.RefundRequest(
             refund_key=f"order:{order.no}:txn:{second}",
             order_no=order.no,
-            registration_id=None,
+            transaction_id=second,  # the duplicate goes back, not the payment that counted
             amount_fen=order.start.amount_fen,
             reason="duplicate payment",
         )
@@ -637,7 +703,7 @@ async def test_repeated_gateway_confirmation_pays_once_and_a_second_payment_is_r
         assert [s.step for s in services.statuses_of(registration.id)].count(Step.PAID) == 1
         assert await signals_received(registration.handle, c.SIGNAL_PAYMENT_CONFIRMED) == 1
 
-    assert await order.handle.query(PaymentOrderWorkflow.progress) == c.OrderProgress(
+    assert await order.progress() == c.OrderProgress(
         paid=True, closed=False, transaction_ids=sorted([first, second])
     )
     assert (await order.handle.result()).paid  # the deadline passes: a paid order is not closed
@@ -656,7 +722,11 @@ async def test_unpaid_order_is_closed_at_its_deadline(world: World) -> None:
     assert services.refunds_of_order(order.no)[0].reason == "amount does not match the order"
     assert services.refunds_of_order(order.no)[0].amount_fen == FEE_FEN // 2
 
-    result = await order.handle.result()
+    # Skip exactly past the order's deadline: awaiting its result would let time run on, up to
+    # the person's own payment deadline.
+    await world.env.sleep(order.start.deadline - await world.now() + timedelta(minutes=1))
+    await completed(order.handle)
+    result = await order.progress()
 
     assert result == c.OrderProgress(paid=False, closed=True, transaction_ids=[part])
     assert [closed.order_no for closed in services.orders_closed] == [order.no]
@@ -665,6 +735,89 @@ async def test_unpaid_order_is_closed_at_its_deadline(world: World) -> None:
     assert (await order.handle.describe()).typed_search_attributes.get(SA_STATUS) == "closed"
     # The person is still unpaid: the unit may pay with a new order until the payment deadline.
     assert (await registration.progress()).status is S.UNPAID
+
+
+async def test_overpayment_pays_the_order_and_refunds_the_excess(world: World) -> None:
+    services = world.services
+    unit, (registration,) = await approved_unit_with_unpaid(world)
+    order = await world.start_order(unit, [registration])
+    transaction = new_id("T")
+    await order.confirm(transaction, order.start.amount_fen + 5000, await world.now())
+    await wait_status(registration, S.TO_BE_REVIEWED)
+    await until(lambda: bool(services.refunds_of_order(order.no)), "the excess's refund")
+    assert services.refunds_of_order(order.no) == [
+        c.RefundRequest(
+            refund_key=f"order:{order.no}:txn:{transaction}:excess",
+            order_no=order.no,
+            transaction_id=transaction,
+            amount_fen=5000,
+            reason="paid more than the order",
+        )
+    ]
+
+
+async def test_money_arriving_as_the_order_closes_is_refunded(world: World) -> None:
+    services = world.services
+    unit, (registration,) = await approved_unit_with_unpaid(world)
+    order = await world.start_order(unit, [registration], deadline_in=timedelta(days=1))
+    closing = services.hold(c.CLOSE_ORDER)
+    await world.env.sleep(order.start.deadline - await world.now() - timedelta(minutes=1))
+    past_deadline = asyncio.create_task(world.env.sleep(timedelta(minutes=2)))  # the close is held
+    await until(lambda: c.CLOSE_ORDER.name in services.held, "the order closing")
+    late = new_id("T")
+    await order.confirm(late, order.start.amount_fen, await world.now())
+    closing.set()
+    await past_deadline
+    await completed(order.handle)
+    assert services.orders_paid == []
+    assert [(r.transaction_id, r.reason) for r in services.refunds_of_order(order.no)] == [
+        (late, "the order had closed")
+    ]
+    assert (await registration.progress()).status is S.UNPAID
+
+
+async def test_a_decision_the_review_service_refuses_to_record_can_be_made_again(world: World) -> None:
+    services = world.services
+    unit, (registration,) = await approved_unit_with_unpaid(world)
+    await paid_for(world, unit, registration)
+    await wait_status(registration, S.TO_BE_REVIEWED)
+    services.refuse_decisions = True
+    with pytest.raises(WorkflowUpdateFailedError):
+        await registration.decide(Decision.APPROVE)
+    services.refuse_decisions = False
+    assert (await registration.decide(Decision.APPROVE)).status == S.APPROVED.value
+    assert [d.decision for d in services.decisions_on(registration.id)] == [Decision.APPROVE]
+
+
+async def test_payment_arriving_after_a_registration_expired_refunds_only_that_person(world: World) -> None:
+    services = world.services
+    unit = await world.start_unit()
+    await unit.decide(Decision.APPROVE)
+    late = await world.register(unit, payment_deadline_in=timedelta(days=2))
+    on_time = await world.register(unit, payment_deadline_in=timedelta(days=15))
+    for registration in (late, on_time):
+        await wait_status(registration, S.UNPAID)
+    order = await world.start_order(unit, [late, on_time], deadline_in=timedelta(days=5))
+
+    await world.env.sleep(timedelta(days=3))  # past one person's deadline, within the order's
+    await completed(late.handle)
+    assert (await late.progress()).status is S.EXPIRED
+
+    transaction_id = new_id("T")
+    await order.confirm(transaction_id, order.start.amount_fen, await world.now())
+    await wait_status(on_time, S.TO_BE_REVIEWED)
+    await until(lambda: bool(services.refunds_of_order(order.no)), "the expired person's refund")
+
+    assert [(p.order_no, p.transaction_id) for p in services.orders_paid] == [(order.no, transaction_id)]
+    assert services.refunds_of_order(order.no) == [
+        c.RefundRequest(
+            refund_key=f"order:{order.no}:closed:{late.id}",
+            order_no=order.no,
+            registration_id=late.id,
+            reason="the registration had closed when the payment arrived",
+        )
+    ]
+    assert (await order.progress()).paid
 
 
 # --------------------------------------------------------------------------------------------------
@@ -678,7 +831,7 @@ async def test_failing_notifications_neither_stop_the_lifecycle_nor_get_lost(wor
 
     _, (registration,) = await approved_unit_with_unpaid(world)
     # The lifecycle went on while the first message kept failing.
-    assert services.notify_attempts_of(registration.id, Step.REGISTERED)
+    await until(lambda: bool(services.notify_attempts_of(registration.id, Step.REGISTERED)), "an attempt")
     assert not any(n.step is Step.REGISTERED for n in services.notifications_of(registration.id))
     await until(
         lambda: any(n.step is Step.UNIT_APPROVED for n in services.notifications_of(registration.id)),
@@ -695,6 +848,12 @@ async def test_failing_notifications_neither_stop_the_lifecycle_nor_get_lost(wor
     )
     assert services.notify_attempts_of(registration.id, Step.PAYMENT_EXPIRED) == [1, 2, 3]
     assert len(services.notify_attempts_of(registration.id, Step.REGISTERED)) >= 2
+    history = await registration.handle.fetch_history()
+    kinds = [event.event_type for event in history.events]
+    assert kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) == kinds.count(
+        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+    )  # nothing was left in flight when it completed
+    assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
 # --------------------------------------------------------------------------------------------------

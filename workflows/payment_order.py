@@ -60,24 +60,39 @@ class PaymentOrderWorkflow:
         if self.status is OrderStatus.AWAITING_PAYMENT:
             self._set_status(OrderStatus.CLOSED)
             await call(c.CLOSE_ORDER, c.CloseOrder(order_no=start.order_no, at=workflow.now()))
+        while self._arrived:  # money that came while the order closed goes back (nothing awaited after)
+            await self._handle(self._arrived.pop(0))
         return self.progress()
 
     async def _handle(self, confirmation: c.GatewayConfirmation) -> None:
         if self.status is OrderStatus.AWAITING_PAYMENT and confirmation.amount_fen >= self.start.amount_fen:
             await self._pay(confirmation)
+            excess = confirmation.amount_fen - self.start.amount_fen
+            if excess:
+                await self._refund(confirmation, excess, "paid more than the order", key_suffix=":excess")
+        elif self.status is OrderStatus.PAID:
+            await self._refund(confirmation, confirmation.amount_fen, "duplicate payment")
+        elif self.status is OrderStatus.CLOSED:
+            await self._refund(confirmation, confirmation.amount_fen, "the order had closed")
         else:
-            # Paid twice, or a part payment the order cannot use: the money goes back.
-            await call(
-                c.REFUND,
-                c.RefundRequest(
-                    refund_key=f"order:{self.start.order_no}:txn:{confirmation.transaction_id}",
-                    order_no=self.start.order_no,
-                    amount_fen=confirmation.amount_fen,
-                    reason="duplicate payment" if self._paid_by else "amount does not match the order",
-                ),
-                summary=f"refund transaction {confirmation.transaction_id}",
-                timeout=timedelta(minutes=2),
-            )
+            await self._refund(confirmation, confirmation.amount_fen, "amount does not match the order")
+
+    async def _refund(
+        self, confirmation: c.GatewayConfirmation, amount_fen: int, reason: str, key_suffix: str = ""
+    ) -> None:
+        """Money that pays no one goes back to where it came from."""
+        await call(
+            c.REFUND,
+            c.RefundRequest(
+                refund_key=f"order:{self.start.order_no}:txn:{confirmation.transaction_id}{key_suffix}",
+                order_no=self.start.order_no,
+                transaction_id=confirmation.transaction_id,
+                amount_fen=amount_fen,
+                reason=reason,
+            ),
+            summary=f"refund transaction {confirmation.transaction_id}: {reason}",
+            timeout=timedelta(minutes=2),
+        )
 
     async def _pay(self, confirmation: c.GatewayConfirmation) -> None:
         self._paid_by = confirmation.transaction_id

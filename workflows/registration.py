@@ -55,11 +55,13 @@ class BuyerRegistrationWorkflow:
     async def run(self, start: c.RegistrationStart) -> c.RegistrationProgress:
         await self._enter(c.Step.REGISTERED, S.SUBMITTED)
         # The unit workflow tells members where its review stands, now and at every change.
-        await signal_if_open(
+        joined = await signal_if_open(
             start.unit_workflow_id,
             c.SIGNAL_MEMBER_JOINED,
             c.MemberJoined(registration_id=start.registration_id, workflow_id=workflow.info().workflow_id),
         )
+        if not joined:  # the API starts the unit's workflow first; gone means the edition is over
+            workflow.logger.warning("unit workflow %s is not running", start.unit_workflow_id)
         if await self._until_paid():
             await self._personnel_review()
         # Messages started along the way must be sent before the workflow closes.
@@ -262,19 +264,23 @@ class BuyerRegistrationWorkflow:
         if self._decision is not None:  # two decisions validated in the same workflow task
             raise refuse("already_decided", f"already decided: {self._decision.decision.value}")
         self._decision = decision
-        await call(
-            c.RECORD_DECISION,
-            c.RecordDecision(
-                kind=c.ReviewKind.PERSON,
-                subject_id=self.start.registration_id,
-                round=1,
-                decision=decision.decision,
-                reason=decision.reason,
-                reviewer=decision.reviewer,
-                decided_at=workflow.now(),
-            ),
-            summary=f"personnel review: {decision.decision.value}",
-        )
+        try:
+            await call(
+                c.RECORD_DECISION,
+                c.RecordDecision(
+                    kind=c.ReviewKind.PERSON,
+                    subject_id=self.start.registration_id,
+                    round=1,
+                    decision=decision.decision,
+                    reason=decision.reason,
+                    reviewer=decision.reviewer,
+                    decided_at=workflow.now(),
+                ),
+                summary=f"personnel review: {decision.decision.value}",
+            )
+        except Exception:
+            self._decision = None  # not recorded: the decision may be made again
+            raise
         self._decided = True
         await workflow.wait_condition(lambda: self.status not in (S.UNPAID, S.TO_BE_REVIEWED))
         return c.DecisionResult(status=self.status.value)

@@ -42,8 +42,9 @@ def demo_id_number(birth: str) -> str:
     return body + ric.calc_check_digit(body + "0")  # stdnum expects a placeholder check digit
 
 
-def demo_photo(label: str) -> bytes:
-    image = Image.new("RGB", (354, 472), (196, 214, 236))
+def demo_photo(label: str, size: tuple[int, int] = (354, 472)) -> bytes:
+    """A passport-style JPEG (354×472 px is a 30×40 mm photo at 300 dpi)."""
+    image = Image.new("RGB", size, (196, 214, 236))
     draw = ImageDraw.Draw(image)
     draw.ellipse((107, 70, 247, 230), fill=(238, 206, 170))
     draw.rectangle((77, 260, 277, 472), fill=(40, 60, 110))

@@ -56,7 +56,8 @@ class PaymentActivities:
             refund = await session.scalar(select(Refund).where(Refund.refund_key == request.refund_key))
             if refund is None:
                 order = await session.get(PaymentOrder, request.order_no)
-                if order is None or order.transaction_id is None:
+                transaction_id = request.transaction_id or (order.transaction_id if order else None)
+                if order is None or transaction_id is None:
                     raise ApplicationError(
                         f"order {request.order_no} has no payment to refund", non_retryable=True
                     )
@@ -74,7 +75,7 @@ class PaymentActivities:
                     refund_key=request.refund_key,
                     order_no=request.order_no,
                     registration_id=request.registration_id,
-                    transaction_id=order.transaction_id,
+                    transaction_id=transaction_id,
                     amount_fen=amount,
                     reason=request.reason,
                 )
