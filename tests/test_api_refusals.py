@@ -104,10 +104,7 @@ def test_photos_are_checked_by_decoding_them(stack: Stack) -> None:
 def test_staff_decisions_that_do_not_apply_are_refused_and_not_recorded(stack: Stack) -> None:
     api, review = stack.settings.registration_url, stack.settings.review_url
     unit = httpx.post(f"{api}/v1/units", json=unit_body()).json()
-    demo = Demo(stack.settings, timeout=30)
-    tasks: list[dict[str, Any]] = []
-    while not tasks:  # the unit workflow queues the unit for review
-        tasks = [t for t in demo.call("GET", f"{review}/v1/queue?kind=unit") if t["subject_id"] == unit["id"]]
+    Demo(stack.settings, timeout=30).wait_in_queue("unit", unit["id"])
     decide = f"{review}/v1/units/{unit['id']}/decision"
     assert_refused(httpx.post(decide, json={"decision": "reject", "reviewer": "qd"}), 409, "reason_required")
     assert httpx.get(f"{review}/v1/audit", params={"subject_id": unit["id"]}).json() == []

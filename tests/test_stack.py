@@ -241,6 +241,7 @@ def test_a_restart_continues_open_workflows(tmp_path: Path) -> None:
         })  # fmt: skip
     with running(stack):  # same data directory and ports
         demo = Demo(stack.settings, out=io.StringIO(), timeout=60)
+        demo.wait_in_queue("unit", unit["id"])
         demo.call("POST", f"{stack.settings.review_url}/v1/units/{unit['id']}/decision",
                   json={"decision": "approve", "reviewer": "shenzhen-secretariat"})  # fmt: skip
         unpaid = demo.wait_for(person["registration_id"], {RegistrationStatus.UNPAID})

@@ -92,6 +92,17 @@ class Demo:
                 )
             time.sleep(0.2)
 
+    def wait_in_queue(self, kind: str, subject_id: str) -> None:
+        """Until the subject shows in the mission's review queue, as staff would see it."""
+        deadline = time.monotonic() + self.timeout
+        while not any(
+            task["subject_id"] == subject_id
+            for task in self.call("GET", f"{self.s.review_url}/v1/queue", params={"kind": kind, "limit": 500})
+        ):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{kind} {subject_id} never reached the review queue")
+            time.sleep(0.2)
+
     def run(self) -> DemoResult:
         reg, review, pay = self.s.registration_url, self.s.review_url, self.s.payment_url
         unit = self.call("POST", f"{reg}/v1/units", json={
@@ -132,6 +143,7 @@ class Demo:
             self.call("POST", f"{reg}/v1/registrations/{person['registration_id']}/photo-confirm")
             ids.append(person["registration_id"])
             self.say(f"2. {name} registered as {person['registration_id']} with a photo")
+        self.wait_in_queue("unit", unit["id"])
         decision = self.call("POST", f"{review}/v1/units/{unit['id']}/decision", json={
             "decision": "approve", "reviewer": "shanghai-secretariat",
         })  # fmt: skip
