@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from shared.settings import Settings
@@ -34,6 +35,19 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
         lazy=lazy,
+    )
+
+
+async def start_workflow(client: Client, workflow: str, arg: BaseModel, *, id: str, summary: str) -> None:
+    """Start one of the project's workflows by name. Its id is a business key that is never reused:
+    a second start for the same registration, unit or order is refused."""
+    await client.start_workflow(
+        workflow,
+        arg,
+        id=id,
+        task_queue=WORKFLOW_TASK_QUEUE,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        static_summary=summary,
     )
 
 

@@ -15,6 +15,7 @@ from services.registration.missions import place_unit
 from shared.catalogue import load_edition, load_missions, years_until_open
 from shared.contracts import Step
 from shared.http import ApiError
+from shared.records import is_mainland_mobile
 from shared.types import Affiliation, FeeKind, IdType, PaymentMethod
 
 CATALOGUE = load_missions()
@@ -170,9 +171,9 @@ def test_resident_id_numbers_are_checked_and_other_documents_shape_checked() -> 
 
 def test_mobiles_are_normalised_and_sms_goes_to_mainland_numbers_only() -> None:
     assert validation.mobile("138 1234 5678") == "+8613812345678"
-    assert validation.is_mainland_mobile(validation.mobile("13812345678"))
+    assert is_mainland_mobile(validation.mobile("13812345678"))
     hong_kong = validation.mobile("+852 5123 4567")
-    assert not validation.is_mainland_mobile(hong_kong)
+    assert not is_mainland_mobile(hong_kong)
     with pytest.raises(ApiError) as refused:
         validation.mobile("12345")
     assert refusal(refused) == (422, "invalid_mobile", "mobile")

@@ -10,6 +10,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import FailureError
 
 with workflow.unsafe.imports_passed_through():
+    from shared import contracts as c
     from shared.contracts import ActivityRef, Message
 
 InputT = TypeVar("InputT", bound=Message)
@@ -48,3 +49,23 @@ async def signal_if_open(workflow_id: str, signal: str, arg: Message) -> bool:
     except FailureError:
         return False
     return True
+
+
+async def record_decision(
+    kind: c.ReviewKind, subject_id: str, round: int, decision: c.ReviewDecision
+) -> None:
+    """Write a staff decision to the review service's audit log (and take it off the queue)."""
+    label = "unit review" if kind is c.ReviewKind.UNIT else "personnel review"
+    await call(
+        c.RECORD_DECISION,
+        c.RecordDecision(
+            kind=kind,
+            subject_id=subject_id,
+            round=round,
+            decision=decision.decision,
+            reason=decision.reason,
+            reviewer=decision.reviewer,
+            decided_at=workflow.now(),
+        ),
+        summary=f"{label}: {decision.decision.value}",
+    )

@@ -13,17 +13,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from shared import contracts as c
-    from shared.temporal import (
-        SA_EDITION,
-        SA_MISSION,
-        SA_PAYMENT_METHOD,
-        SA_STATUS,
-        SA_UNIT,
-        registration_workflow_id,
-    )
+    from shared.temporal import registration_workflow_id
     from shared.types import OrderStatus
 
 from workflows.calls import call, signal_if_open
+from workflows.visibility import identify, show_status
 
 
 @workflow.defn(name="PaymentOrder")
@@ -38,14 +32,12 @@ class PaymentOrderWorkflow:
 
     @workflow.run
     async def run(self, start: c.PaymentOrderStart) -> c.OrderProgress:
-        workflow.upsert_search_attributes(
-            [
-                SA_EDITION.value_set(start.edition),
-                SA_MISSION.value_set(start.mission),
-                SA_UNIT.value_set(start.unit_id),
-                SA_PAYMENT_METHOD.value_set(start.method.value),
-                SA_STATUS.value_set(self.status.value),
-            ]
+        identify(
+            edition=start.edition,
+            mission=start.mission,
+            unit=start.unit_id,
+            payment_method=start.method.value,
+            status=self.status.value,
         )
         # Until the method's deadline, handle every confirmation; after it, money is no longer taken.
         while True:
@@ -131,8 +123,7 @@ class PaymentOrderWorkflow:
 
     def _set_status(self, status: OrderStatus) -> None:
         self.status = status
-        workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
-        workflow.set_current_details(f"Order {self.start.order_no}: **{status.value}**")
+        show_status(status.value, f"Order {self.start.order_no}: **{status.value}**")
 
     @workflow.signal(name=c.SIGNAL_GATEWAY_CONFIRMATION)
     def on_gateway_confirmation(self, confirmation: c.GatewayConfirmation) -> None:

@@ -20,17 +20,13 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from shared import contracts as c
     from shared.temporal import (
-        SA_EDITION,
-        SA_MISSION,
         SA_PAYMENT_METHOD,
-        SA_STATUS,
-        SA_SUB_MISSION,
-        SA_UNIT,
     )
     from shared.types import Decision, RegistrationStatus, UnitStatus
 
-from workflows.calls import call, signal_if_open
+from workflows.calls import call, record_decision, signal_if_open
 from workflows.refusal import refuse
+from workflows.visibility import identify, show_status
 
 S = RegistrationStatus
 
@@ -200,18 +196,13 @@ class BuyerRegistrationWorkflow:
         self.timeline.append(entry)
         seq = len(self.timeline)
         if seq == 1:
-            workflow.upsert_search_attributes(
-                [
-                    SA_EDITION.value_set(self.start.edition),
-                    SA_MISSION.value_set(self.start.mission),
-                    SA_UNIT.value_set(self.start.unit_id),
-                    *([SA_SUB_MISSION.value_set(self.start.sub_mission)] if self.start.sub_mission else []),
-                ]
+            identify(
+                edition=self.start.edition,
+                mission=self.start.mission,
+                unit=self.start.unit_id,
+                sub_mission=self.start.sub_mission,
             )
-        workflow.upsert_search_attributes([SA_STATUS.value_set(status.value)])
-        workflow.set_current_details(
-            f"**{status.label_en}** ({status.label_zh}) since {now:%Y-%m-%d %H:%M} UTC"
-        )
+        show_status(status.value, f"**{status.label_en}** ({status.label_zh}) since {now:%Y-%m-%d %H:%M} UTC")
         await call(
             c.RECORD_STATUS,
             c.RecordStatus(
@@ -265,19 +256,7 @@ class BuyerRegistrationWorkflow:
             raise refuse("already_decided", f"already decided: {self._decision.decision.value}")
         self._decision = decision
         try:
-            await call(
-                c.RECORD_DECISION,
-                c.RecordDecision(
-                    kind=c.ReviewKind.PERSON,
-                    subject_id=self.start.registration_id,
-                    round=1,
-                    decision=decision.decision,
-                    reason=decision.reason,
-                    reviewer=decision.reviewer,
-                    decided_at=workflow.now(),
-                ),
-                summary=f"personnel review: {decision.decision.value}",
-            )
+            await record_decision(c.ReviewKind.PERSON, self.start.registration_id, 1, decision)
         except Exception:
             self._decision = None  # not recorded: the decision may be made again
             raise

@@ -12,11 +12,11 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from shared import contracts as c
-    from shared.temporal import SA_EDITION, SA_MISSION, SA_STATUS, SA_SUB_MISSION, SA_UNIT
     from shared.types import Decision, UnitStatus
 
-from workflows.calls import call, signal_if_open
+from workflows.calls import call, record_decision, signal_if_open
 from workflows.refusal import refuse
+from workflows.visibility import identify, show_status
 
 
 @workflow.defn(name="UnitReview")
@@ -33,13 +33,8 @@ class UnitWorkflow:
 
     @workflow.run
     async def run(self, start: c.UnitStart) -> c.UnitProgress:
-        workflow.upsert_search_attributes(
-            [
-                SA_EDITION.value_set(start.edition),
-                SA_MISSION.value_set(start.mission),
-                SA_UNIT.value_set(start.unit_id),
-                *([SA_SUB_MISSION.value_set(start.sub_mission)] if start.sub_mission else []),
-            ]
+        identify(
+            edition=start.edition, mission=start.mission, unit=start.unit_id, sub_mission=start.sub_mission
         )
         await self._open_round()
         # Deliver status changes to members until the expo is over.
@@ -78,8 +73,7 @@ class UnitWorkflow:
         )
 
     async def _record(self) -> None:
-        workflow.upsert_search_attributes([SA_STATUS.value_set(self.status.value)])
-        workflow.set_current_details(f"Unit review round {self.round}: **{self.status.value}**")
+        show_status(self.status.value, f"Unit review round {self.round}: **{self.status.value}**")
         await call(
             c.RECORD_UNIT_STATUS,
             c.RecordUnitStatus(
@@ -114,19 +108,7 @@ class UnitWorkflow:
         """The mission's affiliation review: approve, or reject with a reason."""
         self._busy = True
         try:
-            await call(
-                c.RECORD_DECISION,
-                c.RecordDecision(
-                    kind=c.ReviewKind.UNIT,
-                    subject_id=self.start.unit_id,
-                    round=self.round,
-                    decision=decision.decision,
-                    reason=decision.reason,
-                    reviewer=decision.reviewer,
-                    decided_at=workflow.now(),
-                ),
-                summary=f"unit review: {decision.decision.value}",
-            )
+            await record_decision(c.ReviewKind.UNIT, self.start.unit_id, self.round, decision)
             approved = decision.decision is Decision.APPROVE
             self.status = UnitStatus.APPROVED if approved else UnitStatus.REJECTED
             self.reason = None if approved else decision.reason

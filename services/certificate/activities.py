@@ -11,12 +11,12 @@ from temporalio.exceptions import ApplicationError
 
 from services.certificate.admission_code import AdmissionClaims, AdmissionSigner
 from services.certificate.badge import BadgeData, render_badge
-from services.certificate.courier import Courier, SandboxCourier, ShippingAddress
+from services.certificate.courier import Courier, SandboxCourier
 from services.certificate.models import Certificate, CertificateSequence
 from shared import contracts as c
 from shared.catalogue import load_edition, load_missions
 from shared.db import utcnow
-from shared.http import internal_headers
+from shared.records import fetch_person
 from shared.service import ServiceContext
 from shared.types import DeliveryMethod, RegistrationStatus
 
@@ -30,15 +30,6 @@ class CertificateActivities:
         self.ctx = ctx
         self.courier = courier
         self.signer = signer_for(ctx)
-
-    async def _person(self, registration_id: str) -> dict[str, Any]:
-        response = await self.ctx.http.get(
-            f"{self.ctx.settings.registration_url}/internal/registrations/{registration_id}",
-            headers=internal_headers(self.ctx.settings),
-        )
-        response.raise_for_status()
-        person: dict[str, Any] = response.json()
-        return person
 
     async def _next_number(self, edition_code: str) -> str:
         edition = load_edition(edition_code)
@@ -64,16 +55,16 @@ class CertificateActivities:
             )
         if existing is not None:
             return c.CertificateMade(certificate_no=existing.certificate_no)
-        person = await self._person(request.registration_id)
+        person = await fetch_person(self.ctx, request.registration_id)
         edition = load_edition(request.edition)
         missions = load_missions()
-        mission = missions.get(person["mission"])
+        mission = missions.get(person.mission)
         if mission is None:
-            raise ApplicationError(f"unknown mission {person['mission']}", non_retryable=True)
-        sub = mission.sub_mission(person["sub_mission"]) if person["sub_mission"] else None
+            raise ApplicationError(f"unknown mission {person.mission}", non_retryable=True)
+        sub = mission.sub_mission(person.sub_mission) if person.sub_mission else None
         photo = None
-        if person["photo_key"]:
-            photo = await self.ctx.store.get(self.ctx.settings.bucket_photos, person["photo_key"])
+        if person.photo_key:
+            photo = await self.ctx.store.get(self.ctx.settings.bucket_photos, person.photo_key)
         certificate_no = await self._next_number(request.edition)
         issued_at = utcnow().replace(microsecond=0)
         code = self.signer.sign(
@@ -88,8 +79,8 @@ class CertificateActivities:
                 certificate_no=certificate_no,
                 certificate_type_zh="专业观众证",
                 certificate_type_en="Professional Visitor",
-                holder_name=person["name"],
-                unit_name=person["unit_name"],
+                holder_name=person.name,
+                unit_name=person.unit_name,
                 mission_name_zh=mission.name_zh,
                 mission_name_en=mission.name_en,
                 sub_mission_name_zh=sub.name_zh if sub else None,
@@ -127,8 +118,10 @@ class CertificateActivities:
             raise ApplicationError(f"unknown certificate {request.certificate_no}", non_retryable=True)
         shipment = None
         if request.delivery_method is DeliveryMethod.EXPRESS:
-            person = await self._person(request.registration_id)
-            address = ShippingAddress.model_validate(person["delivery_address"])
+            person = await fetch_person(self.ctx, request.registration_id)
+            if person.delivery_address is None:
+                raise ApplicationError("express delivery without an address", non_retryable=True)
+            address = person.delivery_address
             shipment = await self.courier.book(reference=request.certificate_no, address=address)
         async with self.ctx.db.transaction() as session:
             stored = await session.get(Certificate, request.certificate_no)

@@ -11,29 +11,21 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from shared.records import DeliveryAddress
+
 
 class Shipment(BaseModel):
     carrier: str
     tracking_no: str
 
 
-class ShippingAddress(BaseModel):
-    recipient: str
-    mobile: str
-    province: str
-    city: str
-    district: str
-    detail: str
-    postal_code: str
-
-
 class Courier(Protocol):
-    async def book(self, *, reference: str, address: ShippingAddress) -> Shipment: ...
+    async def book(self, *, reference: str, address: DeliveryAddress) -> Shipment: ...
 
 
 class SandboxCourier:
     carrier = "SANDBOX-EXPRESS"
 
-    async def book(self, *, reference: str, address: ShippingAddress) -> Shipment:
+    async def book(self, *, reference: str, address: DeliveryAddress) -> Shipment:
         digits = int(hashlib.sha256(reference.encode()).hexdigest(), 16) % 10**12
         return Shipment(carrier=self.carrier, tracking_no=f"SX{digits:012d}")

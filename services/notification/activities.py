@@ -12,7 +12,7 @@ from services.notification.channels import OutboxSmsProvider, SmsProvider, send_
 from services.notification.models import SentMessage
 from services.notification.templates import render
 from shared import contracts as c
-from shared.http import internal_headers
+from shared.records import fetch_person, is_mainland_mobile
 from shared.service import ServiceContext
 
 
@@ -51,24 +51,19 @@ class NotificationActivities:
         """SMS to mainland mobiles, email to everyone (FAQ IX). A channel already sent for this key is
         skipped; a mail or SMS server that is down fails the attempt, and Temporal retries it."""
         sent = await self._already_sent(request.key)
-        response = await self.ctx.http.get(
-            f"{self.ctx.settings.registration_url}/internal/registrations/{request.registration_id}",
-            headers=internal_headers(self.ctx.settings),
-        )
-        response.raise_for_status()
-        person = response.json()
+        person = await fetch_person(self.ctx, request.registration_id)
         subject, zh, en = render(request.step, {"registration_id": request.registration_id, **request.params})
-        sms_due = person["mobile"].startswith("+86")
+        sms_due = is_mainland_mobile(person.mobile)
         if sms_due and "sms" not in sent:
             text = f"【进博会】{zh}"
-            await self.sms.send(key=request.key, mobile=person["mobile"], text=text)
-            await self._log(request, "sms", person["mobile"], subject, text)
+            await self.sms.send(key=request.key, mobile=person.mobile, text=text)
+            await self._log(request, "sms", person.mobile, subject, text)
         if "email" not in sent:
-            body = f"{person['name']}：\n\n{zh}\n\n{en}\n\n— 中国国际进口博览局 CIIE Bureau"
+            body = f"{person.name}：\n\n{zh}\n\n{en}\n\n— 中国国际进口博览局 CIIE Bureau"
             await send_email(
-                self.ctx.settings, to=person["email"], subject=subject, text=body, message_id_key=request.key
+                self.ctx.settings, to=person.email, subject=subject, text=body, message_id_key=request.key
             )
-            await self._log(request, "email", person["email"], subject, body)
+            await self._log(request, "email", person.email, subject, body)
         return c.Notified(sms_sent=sms_due, email_sent=True)
 
 

@@ -11,7 +11,6 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from temporalio.common import WorkflowIDReusePolicy
 
 from services.payment import signing
 from services.payment.activities import gateway_for
@@ -21,8 +20,9 @@ from shared import contracts as c
 from shared.db import utcnow
 from shared.http import ApiError, ErrorBody, internal_headers, not_found
 from shared.ids import new_id
+from shared.records import UnitMembersRecord
 from shared.service import ServiceContext, context, create_service_app
-from shared.temporal import WORKFLOW_TASK_QUEUE, payment_order_workflow_id
+from shared.temporal import payment_order_workflow_id, start_workflow
 from shared.types import FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
 
 app = create_service_app(
@@ -99,8 +99,8 @@ async def _unpaid_members(ctx: ServiceContext, unit_id: str) -> tuple[str, dict[
     if response.status_code == 404:
         raise not_found("unit", "单位")
     response.raise_for_status()
-    unit = response.json()
-    return unit["mission"], {m["registration_id"]: FeeKind(m["fee_kind"]) for m in unit["members"]}
+    unit = UnitMembersRecord.model_validate_json(response.content)
+    return unit.mission, {member.registration_id: member.fee_kind for member in unit.members}
 
 
 @app.post("/v1/orders", status_code=201, response_model=OrderOut, responses=ERRORS, tags=["orders"])
@@ -187,7 +187,8 @@ async def create_order(
     async with ctx.db.transaction() as session:
         session.add(order)
         await session.flush()
-        await ctx.temporal.start_workflow(
+        await start_workflow(
+            ctx.temporal,
             "PaymentOrder",
             c.PaymentOrderStart(
                 edition=edition.code,
@@ -200,9 +201,7 @@ async def create_order(
                 deadline=deadline,
             ),
             id=payment_order_workflow_id(edition.code, order_no),
-            task_queue=WORKFLOW_TASK_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=f"Order {order_no} · unit {body.unit_id} · {len(items)} people · {order.amount_fen} fen",
+            summary=f"Order {order_no} · unit {body.unit_id} · {len(items)} people · {order.amount_fen} fen",
         )
     return _order_out(order)
 

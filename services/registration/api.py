@@ -12,25 +12,20 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
-from temporalio.common import WorkflowIDReusePolicy
 
 from services.registration import validation
 from services.registration.missions import place_unit
 from services.registration.models import PersonRegistration, Unit
 from services.registration.progress import NEXT_ACTION
 from services.registration.schemas import (
-    DeliveryAddress,
     NextAction,
     PersonIn,
     PersonOut,
-    PersonRecord,
     PhotoUploadOut,
     StatusLabel,
     TimelineOut,
     TimelineStepOut,
     UnitIn,
-    UnitMemberRecord,
-    UnitMembersRecord,
     UnitOut,
 )
 from shared import contracts as c
@@ -38,8 +33,15 @@ from shared.catalogue import Edition, load_missions
 from shared.db import utcnow
 from shared.http import ApiError, ErrorBody, not_found, require_internal
 from shared.ids import new_id
+from shared.records import (
+    DeliveryAddress,
+    PersonRecord,
+    UnitMemberRecord,
+    UnitMembersRecord,
+    is_mainland_mobile,
+)
 from shared.service import ServiceContext, context, create_service_app
-from shared.temporal import WORKFLOW_TASK_QUEUE, registration_workflow_id, unit_workflow_id
+from shared.temporal import registration_workflow_id, start_workflow, unit_workflow_id
 from shared.types import Affiliation, DeliveryMethod, FeeKind, IdType, RegistrationStatus
 
 app = create_service_app(
@@ -133,7 +135,8 @@ async def register_unit(body: UnitIn, ctx: Ctx) -> Unit:
                 field="credit_code",
             ) from exc
         # Started inside the transaction: if Temporal refuses, nothing is saved and the buyer retries.
-        await ctx.temporal.start_workflow(
+        await start_workflow(
+            ctx.temporal,
             "UnitReview",
             c.UnitStart(
                 edition=edition.code,
@@ -144,9 +147,7 @@ async def register_unit(body: UnitIn, ctx: Ctx) -> Unit:
                 expo_closes=edition.deadlines.expo_closes,
             ),
             id=unit.workflow_id,
-            task_queue=WORKFLOW_TASK_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=f"Unit {unit_id} · {placement.mission}",
+            summary=f"Unit {unit_id} · {placement.mission}",
         )
     return unit
 
@@ -200,7 +201,7 @@ def _check_delivery(body: PersonIn, unit: Unit) -> None:
                 "快递寄送请填写收件地址",
             )
         validation.mobile(body.delivery_address.mobile, "delivery_address.mobile")
-        if not validation.is_mainland_mobile(validation.mobile(body.delivery_address.mobile)):
+        if not is_mainland_mobile(validation.mobile(body.delivery_address.mobile)):
             raise validation.invalid(
                 "delivery_address.mobile",
                 "mainland_only",
@@ -279,7 +280,8 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
                 "该人员已报名本届展会，每人每届只能报名一次",
                 field="id_number",
             ) from exc
-        await ctx.temporal.start_workflow(
+        await start_workflow(
+            ctx.temporal,
             "BuyerRegistration",
             c.RegistrationStart(
                 edition=edition.code,
@@ -294,9 +296,7 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
                 expo_closes=edition.deadlines.expo_closes,
             ),
             id=person.workflow_id,
-            task_queue=WORKFLOW_TASK_QUEUE,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            static_summary=f"Registration {registration_id} · unit {unit.id} · {unit.mission}",
+            summary=f"Registration {registration_id} · unit {unit.id} · {unit.mission}",
         )
     return _person_out(person, edition, _photo_upload(ctx, _photo_key(person)))
 

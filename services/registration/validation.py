@@ -62,8 +62,3 @@ def mobile(value: str, field: str = "mobile", region: str = "CN") -> str:
     ):
         raise invalid(field, "invalid_mobile", "not a valid mobile number", "手机号码无效")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def is_mainland_mobile(e164: str) -> bool:
-    """SMS goes to Chinese mainland mobiles only (FAQ IX: text messages for domestic buyers)."""
-    return e164.startswith("+86")

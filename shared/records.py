@@ -1,0 +1,69 @@
+"""What the registration service tells the other services over its /internal routes (with the
+service token): one definition for the side that answers and the sides that ask."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from shared.http import internal_headers
+from shared.service import ServiceContext
+from shared.types import DeliveryMethod, FeeKind, RegistrationStatus
+
+
+def is_mainland_mobile(e164: str) -> bool:
+    """SMS and express delivery reach Chinese mainland mobiles only (FAQ VIII, IX)."""
+    return e164.startswith("+86")
+
+
+class DeliveryAddress(BaseModel):
+    """A Chinese mainland address for express delivery of the certificate."""
+
+    recipient: str
+    mobile: str
+    province: str
+    city: str
+    district: str
+    detail: str
+    postal_code: str
+
+
+class PersonRecord(BaseModel):
+    registration_id: str
+    edition: str
+    unit_id: str
+    unit_name: str
+    name: str
+    nationality: str
+    mobile: str
+    email: str
+    mission: str
+    sub_mission: str | None
+    fee_kind: FeeKind
+    status: RegistrationStatus
+    delivery_method: DeliveryMethod
+    delivery_address: DeliveryAddress | None
+    photo_key: str | None
+
+
+class UnitMemberRecord(BaseModel):
+    registration_id: str
+    status: RegistrationStatus
+    fee_kind: FeeKind
+
+
+class UnitMembersRecord(BaseModel):
+    unit_id: str
+    edition: str
+    mission: str
+    sub_mission: str | None
+    members: list[UnitMemberRecord]
+
+
+async def fetch_person(ctx: ServiceContext, registration_id: str) -> PersonRecord:
+    """A person as the registration service knows them (raises for HTTP errors: activities retry)."""
+    response = await ctx.http.get(
+        f"{ctx.settings.registration_url}/internal/registrations/{registration_id}",
+        headers=internal_headers(ctx.settings),
+    )
+    response.raise_for_status()
+    return PersonRecord.model_validate_json(response.content)
