@@ -3,6 +3,7 @@ buyer sees them) and loses nothing that was already saved. Against the running s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ from deploy.local.demo import Demo, demo_credit_code, demo_id_number, demo_photo
 from deploy.local.stack import Stack
 from services.payment import signing
 from shared.db import utcnow
+from shared.types import RegistrationStatus
 
 pytestmark = pytest.mark.stack
 
@@ -129,3 +131,29 @@ def test_forged_and_stale_gateway_callbacks_are_refused(stack: Stack) -> None:
     stale = signing.sign(stack.settings.gateway_key.get_secret_value(), body, utcnow().replace(year=2023))
     assert_refused(httpx.post(notify, content=body, headers=stale), 401, "stale")
     assert_refused(httpx.post(notify, content=body), 401, "unsigned")
+
+
+async def test_a_double_click_creates_one_order(stack: Stack) -> None:
+    s = stack.settings
+    demo = Demo(s, timeout=60)
+    unit = demo.call("POST", f"{s.registration_url}/v1/units", json=unit_body())
+    person = demo.call("POST", f"{s.registration_url}/v1/units/{unit['id']}/people", json=person_body())
+    demo.wait_in_queue("unit", unit["id"])
+    demo.call(
+        "POST",
+        f"{s.review_url}/v1/units/{unit['id']}/decision",
+        json={"decision": "approve", "reviewer": "qd"},
+    )
+    demo.wait_for(person["registration_id"], {RegistrationStatus.UNPAID})
+    order = {"unit_id": unit["id"], "registration_ids": [person["registration_id"]]}
+    async with httpx.AsyncClient(base_url=s.payment_url, timeout=30) as client:
+        clicks = [
+            client.post("/v1/orders", json=order, headers={"Idempotency-Key": f"click-{unit['id']}"})
+            for _ in range(3)
+        ]
+        answers = await asyncio.gather(*clicks)
+        assert {a.status_code for a in answers} <= {200, 201}
+        assert len({a.json()["order_no"] for a in answers}) == 1
+        assert answers[0].json()["amount_fen"] == 20000  # one person's standard fee, in fen
+        other = await client.post("/v1/orders", json=order, headers={"Idempotency-Key": "another-click"})
+        assert_refused(other, 409, "already_in_open_order", "registration_ids")

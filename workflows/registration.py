@@ -1,11 +1,14 @@
 """One person's registration for one edition, from submission to a delivered certificate.
 
 submitted ──unit approved──▶ unpaid ──paid──▶ to_be_reviewed ──pass──▶ approved
-    ▲  │                       │                    │                    │ certificate-making
-    │  └─unit rejected─▶ unit_rejected              └─fail─▶ review_failed ─refund─▶ refunded
-    └──────resubmitted────────┘  deadline ─▶ expired                     ▼
-                                     certificate_issued ─▶ shipped / awaiting_collection /
-                                                           onsite_pickup ─▶ delivered
+  ▲   │                          │                  │                       │ (at once)
+  │   unit rejected              deadline           fail                    ▼
+  │   ▼                          ▼                  ▼              certificate_in_production
+  └── unit_rejected          expired          review_failed                 ▼
+   (resubmitted)                                    │ refund       certificate_issued
+                                                    ▼                       ▼
+                                                refunded       shipped / awaiting_collection /
+                                                               onsite_pickup ──▶ delivered
 """
 
 from __future__ import annotations
@@ -19,9 +22,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from shared import contracts as c
-    from shared.temporal import (
-        SA_PAYMENT_METHOD,
-    )
+    from shared.temporal import SA_PAYMENT_METHOD
     from shared.types import Decision, RegistrationStatus, UnitStatus
 
 from workflows.calls import call, record_decision, signal_if_open
@@ -218,7 +219,7 @@ class BuyerRegistrationWorkflow:
             summary=f"record {step.value}",
         )
         if notify:
-            params = {k: v for k, v in (detail or {}).items()}
+            params = dict(detail or {})
             if deadline:
                 params["deadline"] = deadline.isoformat()
             if reason:

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,7 +221,7 @@ class Stack:
             for process in infrastructure:
                 self._spawn(process)
             self._wait_ready(infrastructure)
-            self._retry(lambda: ensure_buckets(self.settings), "creating the buckets")
+            self._retry(lambda: ensure_buckets(self.settings))
             subprocess.run(
                 [sys.executable, "-m", "shared.migrate"],
                 env={**os.environ, **self.env},
@@ -239,8 +239,8 @@ class Stack:
             raise
 
     @staticmethod
-    def _retry(action: object, what: str, attempts: int = 50) -> None:
-        assert callable(action)
+    def _retry(action: Callable[[], object], attempts: int = 50) -> None:
+        """For a server that answers its port before it serves (SeaweedFS's S3 gateway)."""
         for attempt in range(attempts):
             try:
                 action()
@@ -249,7 +249,6 @@ class Stack:
                 if attempt == attempts - 1:
                     raise
                 time.sleep(0.3)
-        raise RuntimeError(what)
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM in reverse order of start (services before Temporal), then SIGKILL stragglers."""

@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from services.payment import signing
@@ -184,25 +185,32 @@ async def create_order(
             "支付网关暂时无法访问，请稍后重试",
         ) from exc
     order.qr_payload = qr.payload
-    async with ctx.db.transaction() as session:
-        session.add(order)
-        await session.flush()
-        await start_workflow(
-            ctx.temporal,
-            "PaymentOrder",
-            c.PaymentOrderStart(
-                edition=edition.code,
-                order_no=order_no,
-                unit_id=body.unit_id,
-                mission=order.mission,
-                method=body.method,
-                amount_fen=order.amount_fen,
-                registration_ids=[item.registration_id for item in items],
-                deadline=deadline,
-            ),
-            id=payment_order_workflow_id(edition.code, order_no),
-            summary=f"Order {order_no} · unit {body.unit_id} · {len(items)} people · {order.amount_fen} fen",
-        )
+    try:
+        async with ctx.db.transaction() as session:
+            session.add(order)
+            await session.flush()
+            await start_workflow(
+                ctx.temporal,
+                "PaymentOrder",
+                c.PaymentOrderStart(
+                    edition=edition.code,
+                    order_no=order_no,
+                    unit_id=body.unit_id,
+                    mission=order.mission,
+                    method=body.method,
+                    amount_fen=order.amount_fen,
+                    registration_ids=[item.registration_id for item in items],
+                    deadline=deadline,
+                ),
+                id=payment_order_workflow_id(edition.code, order_no),
+                summary=f"Order {order_no} · unit {body.unit_id} · {len(items)} people · {order.amount_fen} fen",
+            )
+    except IntegrityError:
+        # The same Idempotency-Key in a concurrent request (a double click): that order stands.
+        existing = await _load(ctx, idempotency_key=idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _order_out(existing)
     return _order_out(order)
 
 
