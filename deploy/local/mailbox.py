@@ -218,7 +218,7 @@ class _DeliverToStore:
         except Exception:
             log.exception("could not store a message")
             return "451 Requested action aborted: error in processing"
-        log.info("stored message %s for %s", key, ", ".join(envelope.rcpt_tos))
+        log.info("stored message %s (%d recipients)", key, len(envelope.rcpt_tos))  # no addresses in logs
         return "250 Message accepted for delivery"
 
 
