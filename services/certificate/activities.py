@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -72,7 +73,9 @@ class CertificateActivities:
                 edition=request.edition, certificate_no=certificate_no, serial=1, issued_at=issued_at
             )
         )
-        pdf = render_badge(
+        # Rendering is CPU work: off the event loop, so the worker keeps serving other activities.
+        pdf = await asyncio.to_thread(
+            render_badge,
             BadgeData(
                 edition_name_zh=edition.name_zh,
                 edition_name_en=edition.name_en,
@@ -87,7 +90,7 @@ class CertificateActivities:
                 sub_mission_name_en=sub.name_en if sub else None,
                 admission_code=code,
                 photo=photo,
-            )
+            ),
         )
         badge_key = f"{request.edition}/{certificate_no}.pdf"
         await self.ctx.store.put(self.ctx.settings.bucket_certificates, badge_key, pdf, "application/pdf")
