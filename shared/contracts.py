@@ -20,6 +20,7 @@ from shared.types import (
     Decision,
     DeliveryMethod,
     FeeKind,
+    OrderStatus,
     PaymentMethod,
     RegistrationStatus,
     UnitStatus,
@@ -30,20 +31,56 @@ class Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class PaymentDeadlines(Message):
+    """When each way of paying closes (absolute instants): the edition's, as the organiser extended them."""
+
+    qr: datetime
+    b2b: datetime
+    transfer: datetime  # the bank transfer and the upload of its voucher
+
+    def closes(self, method: PaymentMethod) -> datetime:
+        closes: datetime = getattr(self, method.value)
+        return closes
+
+    @property
+    def online(self) -> datetime:
+        """The later of QR code and B2B: what the payment notice asks for."""
+        return max(self.qr, self.b2b)
+
+    @property
+    def last(self) -> datetime:
+        """Until then an unpaid registration may still pay by some method; at it, it expires."""
+        return max(self.qr, self.b2b, self.transfer)
+
+    def extended_by(self, other: PaymentDeadlines) -> PaymentDeadlines:
+        """Each deadline as late as either says: an extension never shortens a deadline announced."""
+        return PaymentDeadlines(
+            qr=max(self.qr, other.qr),
+            b2b=max(self.b2b, other.b2b),
+            transfer=max(self.transfer, other.transfer),
+        )
+
+
 class Step(StrEnum):
     """A step of a registration's timeline; each has a notification template and a buyer-facing text."""
 
     REGISTERED = "registered"
     UNIT_APPROVED = "unit_approved"  # doubles as the payment notice
     UNIT_REJECTED = "unit_rejected"
-    UNIT_RESUBMITTED = "unit_resubmitted"
+    UNIT_RESUBMITTED = "unit_resubmitted"  # a rejected unit modified its data: reviewed again
+    UNIT_CHANGED = "unit_changed"  # an approved unit changed its data: reviewed again, payment waits
+    DEADLINE_EXTENDED = "deadline_extended"  # the organiser extended the payment deadlines
+    VOUCHER_UPLOADED = "voucher_uploaded"  # a bank transfer's voucher awaits finance's confirmation
+    TRANSFER_REJECTED = "transfer_rejected"  # finance rejected the voucher: unpaid again
     PAID = "paid"
     PAYMENT_EXPIRED = "payment_expired"
+    PERSON_CHANGED = "person_changed"  # personal data changed, or another person substituted
     REVIEW_PASSED = "review_passed"
     CERTIFICATE_MAKING = "certificate_making"
     REVIEW_FAILED = "review_failed"
     REFUNDED = "refunded"
     CERTIFICATE_MADE = "certificate_made"
+    CERTIFICATE_REACTIVATED = "certificate_reactivated"  # re-validation: the old card is valid again
     DISPATCHED = "dispatched"
     DELIVERED = "delivered"
     WITHDRAWN = "withdrawn"
@@ -139,6 +176,57 @@ class RefundRequest(Message):
 class RefundResult(Message):
     refund_no: str
     succeeded: bool
+    # A refund from an invoiced order voids its invoice and issues one for what remains paid (FAQ XI).
+    invoice_voided: str | None = None
+    invoice_issued: str | None = None
+
+
+class EditionRef(Message):
+    edition: str
+
+
+class ApplyRevision(Message):
+    """Apply data the buyer saved as a pending revision (the payload names it, never its content)."""
+
+    kind: ReviewKind  # a unit's data or a person's
+    subject_id: str
+    revision_id: str
+
+
+class AnnounceDeadlines(Message):
+    """Tell every waiting registration (or open order) of the edition about extended deadlines."""
+
+    edition: str
+    deadlines: PaymentDeadlines
+
+
+class Announced(Message):
+    signalled: int
+
+
+class CloseReviewTask(Message):
+    """Take a subject off the review queue without a decision (withdrawn, or superseded by new data)."""
+
+    kind: ReviewKind
+    subject_id: str
+    round: int
+    reason: str
+    at: datetime
+
+
+class RecordVoucher(Message):
+    order_no: str
+    voucher_key: str  # the remittance voucher in the vouchers bucket
+    at: datetime
+
+
+class RecordTransferDecision(Message):
+    order_no: str
+    decision: Decision
+    reason: str | None
+    reviewer: str
+    bank_reference: str | None
+    decided_at: datetime
 
 
 class MakeCertificate(Message):
@@ -149,6 +237,14 @@ class MakeCertificate(Message):
 
 class CertificateMade(Message):
     certificate_no: str
+
+
+class ReactivateCertificate(Message):
+    """Re-validation: last edition's card, unchanged, becomes valid for this edition."""
+
+    registration_id: str
+    edition: str
+    previous_certificate_no: str
 
 
 class DispatchCertificate(Message):
@@ -181,13 +277,33 @@ RECORD_STATUS = ActivityRef(
 RECORD_UNIT_STATUS = ActivityRef(
     "registration.record_unit_status", temporal.REGISTRATION_QUEUE, RecordUnitStatus, type(None)
 )
+CURRENT_PAYMENT_DEADLINES = ActivityRef(
+    "registration.current_payment_deadlines", temporal.REGISTRATION_QUEUE, EditionRef, PaymentDeadlines
+)
+APPLY_REVISION = ActivityRef(
+    "registration.apply_revision", temporal.REGISTRATION_QUEUE, ApplyRevision, type(None)
+)
+ANNOUNCE_DEADLINES_TO_REGISTRATIONS = ActivityRef(
+    "registration.announce_deadlines", temporal.REGISTRATION_QUEUE, AnnounceDeadlines, Announced
+)
 OPEN_REVIEW_TASK = ActivityRef("review.open_task", temporal.REVIEW_QUEUE, OpenReviewTask, type(None))
+CLOSE_REVIEW_TASK = ActivityRef("review.close_task", temporal.REVIEW_QUEUE, CloseReviewTask, type(None))
 RECORD_DECISION = ActivityRef("review.record_decision", temporal.REVIEW_QUEUE, RecordDecision, type(None))
 MARK_ORDER_PAID = ActivityRef("payment.mark_order_paid", temporal.PAYMENT_QUEUE, MarkOrderPaid, type(None))
 CLOSE_ORDER = ActivityRef("payment.close_order", temporal.PAYMENT_QUEUE, CloseOrder, type(None))
+RECORD_VOUCHER = ActivityRef("payment.record_voucher", temporal.PAYMENT_QUEUE, RecordVoucher, type(None))
+RECORD_TRANSFER_DECISION = ActivityRef(
+    "payment.record_transfer_decision", temporal.PAYMENT_QUEUE, RecordTransferDecision, type(None)
+)
 REFUND = ActivityRef("payment.refund", temporal.PAYMENT_QUEUE, RefundRequest, RefundResult)
+ANNOUNCE_DEADLINES_TO_ORDERS = ActivityRef(
+    "payment.announce_deadlines", temporal.PAYMENT_QUEUE, AnnounceDeadlines, Announced
+)
 MAKE_CERTIFICATE = ActivityRef(
     "certificate.make", temporal.CERTIFICATE_QUEUE, MakeCertificate, CertificateMade
+)
+REACTIVATE_CERTIFICATE = ActivityRef(
+    "certificate.reactivate", temporal.CERTIFICATE_QUEUE, ReactivateCertificate, CertificateMade
 )
 DISPATCH_CERTIFICATE = ActivityRef(
     "certificate.dispatch", temporal.CERTIFICATE_QUEUE, DispatchCertificate, Dispatched
@@ -217,8 +333,9 @@ class RegistrationStart(Message):
     sub_mission: str | None
     fee_kind: FeeKind
     delivery_method: DeliveryMethod
-    payment_deadline: datetime  # the latest deadline of any payment method
+    payment_deadlines: PaymentDeadlines  # as they stood at registration; extensions reach the workflow
     expo_closes: datetime
+    previous_certificate_no: str | None = None  # re-validation of last edition's card (fee_kind)
 
 
 class PaymentOrderStart(Message):
@@ -229,7 +346,14 @@ class PaymentOrderStart(Message):
     method: PaymentMethod
     amount_fen: int
     registration_ids: list[str]
-    deadline: datetime
+    deadline: datetime  # the method's: until then the order takes money (a transfer: its voucher)
+    expo_closes: datetime  # until then money that comes late is still answered with a refund
+
+
+class DeadlineExtensionStart(Message):
+    edition: str
+    extension_id: str
+    deadlines: PaymentDeadlines
 
 
 class MemberJoined(Message):
@@ -244,6 +368,49 @@ class UnitStatusChanged(Message):
     round: int
     at: datetime
     reason: str | None = None
+
+
+class TransferSubmitted(Message):
+    """The order's remittance voucher was uploaded: finance will confirm the transfer."""
+
+    order_no: str
+
+
+class TransferRejected(Message):
+    order_no: str
+    reason: str
+
+
+class Withdrawal(Message):
+    """The buyer withdraws: before payment, or after it and before the personnel review (refunded)."""
+
+    requested_by: str
+
+
+class PersonChange(Message):
+    """Personal data saved as a pending revision, to apply before the personnel review."""
+
+    revision_id: str
+    substitution: bool = False  # another person takes the place: a new person, reviewed anew
+
+
+class UnitChange(Message):
+    """A unit's data saved as a pending revision: a rejected unit resubmits, an approved one is reviewed again."""
+
+    revision_id: str
+
+
+class VoucherUpload(Message):
+    voucher_key: str
+
+
+class TransferDecision(Message):
+    """Finance's confirmation of a bank transfer: confirmed (paid), or rejected with a reason."""
+
+    decision: Decision
+    reason: str | None = None
+    reviewer: str
+    bank_reference: str | None = None  # the bank's transaction reference, when confirmed
 
 
 class ReviewDecision(Message):
@@ -284,9 +451,10 @@ class TimelineEntry(Message):
 class RegistrationProgress(Message):
     status: RegistrationStatus
     timeline: list[TimelineEntry]
-    payment_deadline: datetime | None
+    payment_deadlines: PaymentDeadlines
     order_no: str | None
     certificate_no: str | None
+    refund_no: str | None = None
 
 
 class UnitProgress(Message):
@@ -297,9 +465,10 @@ class UnitProgress(Message):
 
 
 class OrderProgress(Message):
-    paid: bool
-    closed: bool
-    transaction_ids: list[str]
+    status: OrderStatus
+    deadline: datetime
+    transaction_ids: list[str]  # every gateway transaction or confirmed transfer, once each
+    voucher_key: str | None = None
 
 
 # Signal, update and query names.
@@ -308,6 +477,13 @@ SIGNAL_UNIT_STATUS = "unit_status_changed"
 SIGNAL_PAYMENT_CONFIRMED = "payment_confirmed"
 SIGNAL_GATEWAY_CONFIRMATION = "gateway_confirmation"
 SIGNAL_CERTIFICATE_DELIVERED = "certificate_delivered"
-UPDATE_DECIDE = "decide"
-UPDATE_RESUBMIT = "resubmit"
+SIGNAL_DEADLINES_EXTENDED = "payment_deadlines_extended"
+SIGNAL_TRANSFER_SUBMITTED = "transfer_submitted"
+SIGNAL_TRANSFER_REJECTED = "transfer_rejected"
+UPDATE_DECIDE = "decide"  # staff: the unit review, the personnel review
+UPDATE_CHANGE_UNIT = "change_unit"  # buyer: resubmit a rejected unit, or change an approved one
+UPDATE_CHANGE_PERSON = "change_person"  # buyer: personal data or a substitute, before the pass
+UPDATE_WITHDRAW = "withdraw"  # buyer
+UPDATE_UPLOAD_VOUCHER = "upload_voucher"  # buyer: a bank transfer's voucher
+UPDATE_CONFIRM_TRANSFER = "confirm_transfer"  # finance
 QUERY_PROGRESS = "progress"

@@ -61,6 +61,17 @@ _REFUSALS_ZH = {
     "decision_in_progress": "另一审核决定正在处理中",
     "not_rejected": "只有审核未通过的单位可以重新提交",
     "registration_closed": "报名已截止，不设现场报名",
+    "certificate_in_production": "人员审核已通过，证件制作已开始，不能退款、换人或修改个人信息",
+    "registration_ended": "该报名已结束（已过期、已撤回或已退款）",
+    "transfer_being_confirmed": "转账凭证正在等待财务确认，请待确认结果后再操作",
+    "revalidation_not_transferable": "证件延续使用仅限原持证人本人，不能换人",
+    "not_transfer_order": "只有银行转账订单需要上传汇款凭证",
+    "voucher_deadline_passed": "银行转账及上传汇款凭证的截止时间已过",
+    "order_paid": "该订单已支付",
+    "order_closed": "该订单已关闭",
+    "voucher_pending": "汇款凭证已上传，正在等待财务确认",
+    "no_voucher": "该订单尚未上传汇款凭证",
+    "bank_reference_required": "确认转账时须填写银行交易流水号",
 }
 
 

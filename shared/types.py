@@ -20,6 +20,7 @@ class RegistrationStatus(StrEnum):
     AWAITING_COLLECTION = "awaiting_collection"
     ONSITE_PICKUP = "onsite_pickup"
     DELIVERED = "delivered"
+    CERTIFICATE_REACTIVATED = "certificate_reactivated"  # re-validation: last edition's card is valid again
     EXPIRED = "expired"  # payment deadline passed unpaid
     REVIEW_FAILED = "review_failed"  # personnel review failed; refund under way
     REFUNDED = "refunded"
@@ -47,6 +48,7 @@ _LABELS: dict[RegistrationStatus, tuple[str, str]] = {
     RegistrationStatus.AWAITING_COLLECTION: ("待交易团领取", "Awaiting collection by the trade mission"),
     RegistrationStatus.ONSITE_PICKUP: ("现场领取", "To be picked up on site"),
     RegistrationStatus.DELIVERED: ("已送达", "Delivered"),
+    RegistrationStatus.CERTIFICATE_REACTIVATED: ("证件已重新激活", "Certificate re-activated"),
     RegistrationStatus.EXPIRED: ("已过缴费期限", "Payment deadline passed"),
     RegistrationStatus.REVIEW_FAILED: ("人员审核未通过", "Personnel review failed"),
     RegistrationStatus.REFUNDED: ("已退款", "Refunded"),
@@ -122,5 +124,6 @@ class Decision(StrEnum):
 
 class OrderStatus(StrEnum):
     AWAITING_PAYMENT = "awaiting_payment"
+    AWAITING_CONFIRMATION = "awaiting_confirmation"  # a transfer's voucher is with finance
     PAID = "paid"
     CLOSED = "closed"  # deadline passed unpaid

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
+from temporalio.testing import WorkflowEnvironment
 
 from deploy.local.stack import DEFAULT_PORTS, Stack, free_ports
+from tests.workflow_env import FakeServices, running_workers, time_skipping_environment
+from tests.workflow_world import World
 
 POSTGRES_URL = os.environ.get("EXPO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -67,3 +70,24 @@ def postgres_stack(tmp_path_factory: pytest.TempPathFactory, postgres_available:
     """The whole system on free ports with every service on one fresh PostgreSQL database."""
     for database_url in _fresh_database():
         yield from _run_stack(tmp_path_factory.mktemp("pg-stack"), database_url)
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping Temporal server of the test's own (it starts in a fraction of a second).
+
+    Not shared on purpose: time skips for every workflow on a server, and a workflow terminated
+    while one of its activities is in flight (a test that failed halfway) keeps the test server from
+    skipping time until that activity's timeout passes in real time, which would stall later tests.
+    """
+    async with time_skipping_environment() as environment:
+        yield environment
+
+
+@pytest.fixture
+async def world(env: WorkflowEnvironment) -> AsyncIterator[World]:
+    """The workflows on their worker, with fake services, on the test's own server."""
+    services = FakeServices()
+    world = World(env, services)
+    async with running_workers(env.client, services):
+        yield world

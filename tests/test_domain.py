@@ -190,6 +190,90 @@ def test_messages_name_the_registration_and_show_deadlines_in_beijing_time() -> 
     assert "2023-10-16 00:00" in zh and "2023-10-16 00:00" in en
 
 
+# Steps recorded on the timeline without a message to the buyer.
+SILENT_STEPS = {Step.CERTIFICATE_MAKING, Step.CERTIFICATE_MADE, Step.DELIVERED}
+# What each step's message is given by the workflows, as a registration would give it (ISO instants in UTC).
+DEADLINES = {"deadline": "2023-10-15T16:00:00+00:00", "transfer_deadline": "2023-10-12T16:00:00+00:00"}
+STEP_PARAMS: dict[Step, list[dict[str, str]]] = {
+    Step.REGISTERED: [{}],
+    Step.UNIT_APPROVED: [DEADLINES],
+    Step.UNIT_REJECTED: [{"reason": "统一社会信用代码与单位名称不符"}],
+    Step.UNIT_RESUBMITTED: [{}],
+    Step.UNIT_CHANGED: [{}],
+    Step.DEADLINE_EXTENDED: [DEADLINES],
+    Step.VOUCHER_UPLOADED: [{"order_no": "P7K2M4Q9XJ3PA"}],
+    Step.TRANSFER_REJECTED: [{"reason": "汇款金额不符", "order_no": "P7K2M4Q9XJ3PA", **DEADLINES}],
+    Step.PAID: [{"order_no": "P7K2M4Q9XJ3PA"}],
+    Step.PAYMENT_EXPIRED: [{}],
+    Step.PERSON_CHANGED: [
+        {"revision_id": "V1", "substitution": "false"},
+        {"revision_id": "V2", "substitution": "true"},
+    ],
+    Step.REVIEW_PASSED: [{}],
+    Step.REVIEW_FAILED: [{"reason": "照片不符合要求"}],
+    Step.REFUNDED: [
+        {"refund_no": "F1", "order_no": "P7K2M4Q9XJ3PA"},
+        {"refund_no": "F2", "order_no": "P7K2M4Q9XJ3PA", "invoice_voided": "I1", "invoice_issued": "I2"},
+        {"refund_no": "F3", "order_no": "P7K2M4Q9XJ3PA", "invoice_voided": "I1"},
+    ],
+    Step.CERTIFICATE_REACTIVATED: [{"certificate_no": "B05-0000042"}],
+    Step.DISPATCHED: [
+        {
+            "certificate_no": "B06-0000001",
+            "delivery_method": "express",
+            "carrier": "SANDBOX-EXPRESS",
+            "tracking_no": "SX000000000001",
+        },
+        {"certificate_no": "B06-0000002", "delivery_method": "mission_collection"},
+        {"certificate_no": "B06-0000003", "delivery_method": "onsite_pickup"},
+    ],
+    Step.WITHDRAWN: [{"requested_by": "buyer"}],
+}
+
+
+def test_every_step_the_buyer_is_told_of_has_a_complete_message_in_both_languages() -> None:
+    assert set(STEP_PARAMS) == set(Step) - SILENT_STEPS  # a new step needs a message (and a case here)
+    for step, cases in STEP_PARAMS.items():
+        for params in cases:
+            subject, zh, en = render(step, {"registration_id": "R7K2M4Q9XJ3PA", **params})
+            for text in (zh, en):
+                assert "R7K2M4Q9XJ3PA" in text, (step, text)
+                assert "{" not in text and "}" not in text and "—" not in text, (step, text)
+            assert "R7K2M4Q9XJ3PA" in subject
+
+
+def test_payment_messages_give_both_deadlines_in_beijing_time() -> None:
+    for step, params in [
+        (Step.UNIT_APPROVED, DEADLINES),
+        (Step.DEADLINE_EXTENDED, DEADLINES),
+        (Step.TRANSFER_REJECTED, {"reason": "汇款金额不符", "order_no": "P1", **DEADLINES}),
+    ]:
+        _, zh, en = render(step, {"registration_id": "R1", **params})
+        for text in (zh, en):
+            # 16:00 UTC is midnight in Beijing: QR/B2B until 16 October 00:00, transfer until 13 October 00:00
+            assert "2023-10-16 00:00" in text and "2023-10-13 00:00" in text, (step, text)
+            assert text.index("2023-10-16 00:00") < text.index("2023-10-13 00:00"), (step, text)
+    _, zh, en = render(
+        Step.TRANSFER_REJECTED,
+        {"registration_id": "R1", "reason": "汇款金额不符", "order_no": "P1", **DEADLINES},
+    )
+    assert "汇款金额不符" in zh and "P1" in zh and "P1" in en
+
+
+def test_substitution_and_reactivation_messages_say_what_happened() -> None:
+    _, changed_zh, changed_en = render(
+        Step.PERSON_CHANGED, {"registration_id": "R1", "substitution": "false"}
+    )
+    _, sub_zh, sub_en = render(Step.PERSON_CHANGED, {"registration_id": "R1", "substitution": "true"})
+    assert "更换" in sub_zh and "another person" in sub_en.lower()
+    assert "更换" not in changed_zh and "another person" not in changed_en.lower()
+    _, zh, en = render(
+        Step.CERTIFICATE_REACTIVATED, {"registration_id": "R1", "certificate_no": "B05-0000042"}
+    )
+    assert "B05-0000042" in zh and "B05-0000042" in en
+    assert "不再制作或寄送" in zh and "no new card is made or sent" in en.lower()
+
+
 def test_gateway_signatures_refuse_forged_and_stale_messages() -> None:
     now = datetime.now(UTC)
     body = b'{"order_no": "P1", "amount_fen": 20000}'

@@ -1,365 +1,52 @@
-"""The three workflows as a buyer, a reviewer and the payment gateway see them.
+"""The three lifecycle workflows as a buyer, a reviewer and the payment gateway see them.
 
 Every test runs the real workflow code on a time-skipping Temporal server, with fake services
 (``tests/workflow_env.py``) standing in for the five services: deadlines of weeks pass in
 milliseconds, and the fakes show what the workflows asked of the services. Each test has its own
-server, workers, fakes and random ids.
-
-Time skips while a test awaits a workflow's result, for every workflow on the server, and may run
-on to the next timer before the result comes back: a test that must stop at an instant uses
-``env.sleep`` instead. Set EXPO_RECORD_HISTORIES=1 to (re)record ``tests/histories``.
+server, workers, fakes and random ids (``tests/workflow_world.py``). More branches are in
+``test_lifecycle_branches.py``; crashes and deadline storms in ``test_lifecycle_resilience.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import (
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowHistory,
-    WorkflowUpdateFailedError,
-)
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 
 from shared import contracts as c
 from shared.ids import new_id
-from shared.temporal import (
-    SA_EDITION,
-    SA_MISSION,
-    SA_PAYMENT_METHOD,
-    SA_STATUS,
-    SA_SUB_MISSION,
-    SA_UNIT,
-    WORKFLOW_TASK_QUEUE,
-    payment_order_workflow_id,
-    registration_workflow_id,
-    unit_workflow_id,
+from shared.temporal import SA_EDITION, SA_MISSION, SA_PAYMENT_METHOD, SA_STATUS, SA_SUB_MISSION, SA_UNIT
+from shared.types import Decision, DeliveryMethod, FeeKind, OrderStatus, UnitStatus
+from tests.workflow_env import FakeServices
+from tests.workflow_world import (
+    EDITION,
+    FEE_FEN,
+    HISTORIES,
+    MISSION,
+    Order,
+    Registration,
+    S,
+    Step,
+    Unit,
+    World,
+    approved_unit_with_unpaid,
+    completed,
+    order_status,
+    paid_for,
+    recorded_histories,
+    refusal,
+    replayer,
+    signals_received,
+    steps,
+    until,
+    wait_member,
+    wait_status,
 )
-from shared.types import (
-    Decision,
-    DeliveryMethod,
-    FeeKind,
-    PaymentMethod,
-    RegistrationStatus,
-    UnitStatus,
-)
-from tests.workflow_env import WORKFLOWS, FakeServices, running_workers, time_skipping_environment
-from workflows.payment_order import PaymentOrderWorkflow
-from workflows.registration import BuyerRegistrationWorkflow
-from workflows.unit import UnitWorkflow
-
-S = RegistrationStatus
-Step = c.Step
-T = TypeVar("T")
-
-EDITION = "ciie6"
-MISSION = "shanghai"
-FEE_FEN = 50_000
-HISTORIES = Path(__file__).parent / "histories"
-HAPPY_PATH_HISTORY = HISTORIES / "registration_happy_path.json"
-RECORD_HISTORIES = os.environ.get("EXPO_RECORD_HISTORIES") == "1"
-
-RegistrationHandle = WorkflowHandle[BuyerRegistrationWorkflow, c.RegistrationProgress]
-UnitHandle = WorkflowHandle[UnitWorkflow, c.UnitProgress]
-OrderHandle = WorkflowHandle[PaymentOrderWorkflow, c.OrderProgress]
-
-
-# --------------------------------------------------------------------------------------------------
-# The world a test runs in: a server of its own, the fakes, and handles on the workflows it starts
-
-
-@dataclass
-class Unit:
-    handle: UnitHandle
-    start: c.UnitStart
-
-    @property
-    def id(self) -> str:
-        return self.start.unit_id
-
-    async def progress(self) -> c.UnitProgress:
-        progress: c.UnitProgress = await self.handle.query(c.QUERY_PROGRESS, result_type=c.UnitProgress)
-        return progress
-
-    async def decide(self, decision: Decision, reason: str | None = None) -> c.DecisionResult:
-        """The mission's affiliation review, by the update's contract name (as the review service)."""
-        review = c.ReviewDecision(decision=decision, reason=reason, reviewer="mission-reviewer")
-        result: c.DecisionResult = await self.handle.execute_update(
-            c.UPDATE_DECIDE, review, result_type=c.DecisionResult
-        )
-        return result
-
-    async def resubmit(self) -> c.DecisionResult:
-        result: c.DecisionResult = await self.handle.execute_update(
-            c.UPDATE_RESUBMIT, result_type=c.DecisionResult
-        )
-        return result
-
-
-@dataclass
-class Registration:
-    handle: RegistrationHandle
-    start: c.RegistrationStart
-    services: FakeServices
-
-    @property
-    def id(self) -> str:
-        return self.start.registration_id
-
-    async def progress(self) -> c.RegistrationProgress:
-        progress: c.RegistrationProgress = await self.handle.query(
-            c.QUERY_PROGRESS, result_type=c.RegistrationProgress
-        )
-        return progress
-
-    async def decide(self, decision: Decision, reason: str | None = None) -> c.DecisionResult:
-        """The personnel review, by the update's contract name."""
-        review = c.ReviewDecision(decision=decision, reason=reason, reviewer="personnel-reviewer")
-        result: c.DecisionResult = await self.handle.execute_update(
-            c.UPDATE_DECIDE, review, result_type=c.DecisionResult
-        )
-        return result
-
-    async def delivered(self, at: datetime) -> None:
-        await self.handle.signal(c.SIGNAL_CERTIFICATE_DELIVERED, c.CertificateDelivered(at=at))
-
-
-@dataclass
-class Order:
-    handle: OrderHandle
-    start: c.PaymentOrderStart
-
-    @property
-    def no(self) -> str:
-        return self.start.order_no
-
-    async def confirm(self, transaction_id: str, amount_fen: int, paid_at: datetime) -> None:
-        """The gateway's callback, as the payment service relays it."""
-        await self.handle.signal(
-            c.SIGNAL_GATEWAY_CONFIRMATION,
-            c.GatewayConfirmation(transaction_id=transaction_id, amount_fen=amount_fen, paid_at=paid_at),
-        )
-
-    async def progress(self) -> c.OrderProgress:
-        progress: c.OrderProgress = await self.handle.query(c.QUERY_PROGRESS, result_type=c.OrderProgress)
-        return progress
-
-
-class World:
-    def __init__(self, env: WorkflowEnvironment, services: FakeServices) -> None:
-        self.env = env
-        self.client = env.client
-        self.services = services
-
-    async def now(self) -> datetime:
-        return await self.env.get_current_time()
-
-    async def start_unit(
-        self,
-        *,
-        sub_mission: str | None = None,
-        registration_closes_in: timedelta = timedelta(days=10),
-        expo_closes_in: timedelta = timedelta(days=30),
-    ) -> Unit:
-        now = await self.now()
-        start = c.UnitStart(
-            edition=EDITION,
-            unit_id=new_id("U"),
-            mission=MISSION,
-            sub_mission=sub_mission,
-            registration_closes=now + registration_closes_in,
-            expo_closes=now + expo_closes_in,
-        )
-        handle = await self.client.start_workflow(
-            UnitWorkflow.run,
-            start,
-            id=unit_workflow_id(EDITION, start.unit_id),
-            task_queue=WORKFLOW_TASK_QUEUE,
-        )
-        return Unit(handle, start)
-
-    async def register(
-        self,
-        unit: Unit,
-        *,
-        payment_deadline_in: timedelta = timedelta(days=15),
-        delivery_method: DeliveryMethod = DeliveryMethod.EXPRESS,
-    ) -> Registration:
-        now = await self.now()
-        start = c.RegistrationStart(
-            edition=EDITION,
-            registration_id=new_id("R"),
-            unit_id=unit.id,
-            unit_workflow_id=unit.handle.id,
-            mission=unit.start.mission,
-            sub_mission=unit.start.sub_mission,
-            fee_kind=FeeKind.STANDARD,
-            delivery_method=delivery_method,
-            payment_deadline=now + payment_deadline_in,
-            expo_closes=unit.start.expo_closes,
-        )
-        handle = await self.client.start_workflow(
-            BuyerRegistrationWorkflow.run,
-            start,
-            id=registration_workflow_id(EDITION, start.registration_id),
-            task_queue=WORKFLOW_TASK_QUEUE,
-        )
-        return Registration(handle, start, self.services)
-
-    async def start_order(
-        self,
-        unit: Unit,
-        registrations: list[Registration],
-        *,
-        deadline_in: timedelta = timedelta(days=1),
-        method: PaymentMethod = PaymentMethod.QR,
-    ) -> Order:
-        now = await self.now()
-        start = c.PaymentOrderStart(
-            edition=EDITION,
-            order_no=new_id("P"),
-            unit_id=unit.id,
-            mission=unit.start.mission,
-            method=method,
-            amount_fen=FEE_FEN * len(registrations),
-            registration_ids=[r.id for r in registrations],
-            deadline=now + deadline_in,
-        )
-        handle = await self.client.start_workflow(
-            PaymentOrderWorkflow.run,
-            start,
-            id=payment_order_workflow_id(EDITION, start.order_no),
-            task_queue=WORKFLOW_TASK_QUEUE,
-        )
-        return Order(handle, start)
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of the test's own (it starts in a fraction of a second).
-
-    Not shared on purpose: time skips for every workflow on a server, and a workflow terminated
-    while one of its activities is in flight (a test that failed halfway) keeps the test server from
-    skipping time until that activity's timeout passes in real time, which would stall later tests.
-    """
-    async with time_skipping_environment() as environment:
-        yield environment
-
-
-@pytest.fixture
-async def world(env: WorkflowEnvironment) -> AsyncIterator[World]:
-    services = FakeServices()
-    world = World(env, services)
-    async with running_workers(env.client, services):
-        yield world
-
-
-# --------------------------------------------------------------------------------------------------
-# Waiting and asserting
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], what: str, timeout: float = 10.0
-) -> T:
-    """Poll ``probe`` until ``accept`` holds (time is not skipped while nobody awaits a result)."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + timeout
-    while True:
-        value = await probe()
-        if accept(value):
-            return value
-        if loop.time() > give_up:
-            raise AssertionError(f"timed out waiting for {what}; last seen: {value!r}")
-        await asyncio.sleep(0.02)
-
-
-async def wait_status(registration: Registration, status: RegistrationStatus) -> c.RegistrationProgress:
-    """Until the registration is in ``status`` and the registration service has recorded it.
-
-    The workflow takes a status as it enters the step and then records it (an activity): tests
-    that look at the fakes wait for both.
-    """
-    services = registration.services
-
-    def reached(progress: c.RegistrationProgress) -> bool:
-        return progress.status is status and len(services.statuses_of(registration.id)) >= len(
-            progress.timeline
-        )
-
-    return await eventually(registration.progress, reached, f"{registration.id} {status}, recorded")
-
-
-async def wait_member(unit: Unit, registration: Registration) -> None:
-    await eventually(unit.progress, lambda p: registration.id in p.members, f"{registration.id} joined")
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    async def probe() -> bool:
-        return condition()
-
-    await eventually(probe, bool, what)
-
-
-async def refusal(update: Awaitable[object]) -> str:
-    """The code a validator refused an update with (the ApplicationError's type)."""
-    with pytest.raises(WorkflowUpdateFailedError) as failed:
-        await update
-    cause = failed.value.cause
-    assert isinstance(cause, ApplicationError), cause
-    assert cause.type is not None
-    return cause.type
-
-
-def steps(progress: c.RegistrationProgress) -> list[tuple[c.Step, RegistrationStatus]]:
-    return [(entry.step, entry.status) for entry in progress.timeline]
-
-
-async def signals_received(handle: WorkflowHandle[Any, Any], name: str) -> int:
-    history = await handle.fetch_history()
-    return sum(
-        1
-        for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
-        and event.workflow_execution_signaled_event_attributes.signal_name == name
-    )
-
-
-async def approved_unit_with_unpaid(world: World, count: int = 1) -> tuple[Unit, list[Registration]]:
-    """A unit approved by its mission, and ``count`` members who joined it and are unpaid."""
-    unit = await world.start_unit()
-    assert (await unit.decide(Decision.APPROVE)).status == UnitStatus.APPROVED
-    registrations = [await world.register(unit) for _ in range(count)]
-    for registration in registrations:
-        await wait_status(registration, S.UNPAID)
-    return unit, registrations
-
-
-async def paid_for(world: World, unit: Unit, registration: Registration) -> Order:
-    """The unit pays for ``registration`` by QR code: it is then to be reviewed."""
-    order = await world.start_order(unit, [registration])
-    await order.confirm(new_id("T"), order.start.amount_fen, await world.now())
-    await wait_status(registration, S.TO_BE_REVIEWED)
-    return order
-
-
-async def completed(handle: WorkflowHandle[Any, Any]) -> None:
-    """Wait for a workflow to close without awaiting its result (which would let time run on)."""
-    await eventually(
-        handle.describe, lambda d: d.status is WorkflowExecutionStatus.COMPLETED, f"{handle.id} done"
-    )
-
 
 # --------------------------------------------------------------------------------------------------
 # The happy path
@@ -384,8 +71,8 @@ async def run_happy_path(world: World) -> HappyPath:
 
     assert (await unit.decide(Decision.APPROVE)).status == UnitStatus.APPROVED
     unpaid = await wait_status(registration, S.UNPAID)
-    assert unpaid.payment_deadline == registration.start.payment_deadline
-    assert unpaid.timeline[-1].deadline == registration.start.payment_deadline
+    assert unpaid.payment_deadlines == registration.start.payment_deadlines
+    assert unpaid.timeline[-1].deadline == registration.start.payment_deadlines.online
 
     order = await world.start_order(unit, [registration])
     transaction_id = new_id("T")
@@ -429,7 +116,7 @@ async def test_happy_path_from_submission_to_a_shipped_certificate(world: World)
     assert [(s.step, s.status) for s in recorded] == HAPPY_TIMELINE
     assert [s.seq for s in recorded] == list(range(1, len(HAPPY_TIMELINE) + 1))
     by_step = {s.step: s for s in recorded}
-    assert by_step[Step.UNIT_APPROVED].deadline == registration.start.payment_deadline
+    assert by_step[Step.UNIT_APPROVED].deadline == registration.start.payment_deadlines.online
     assert by_step[Step.PAID].detail == {"order_no": path.order.no}
     dispatched = by_step[Step.DISPATCHED].detail
     assert dispatched["certificate_no"] == path.result.certificate_no
@@ -444,7 +131,11 @@ async def test_happy_path_from_submission_to_a_shipped_certificate(world: World)
     seq_of = {s.step: s.seq for s in recorded}
     assert all(n.key == f"{rid}:{seq_of[n.step]}:{n.step.value}" for n in notes)
     unit_approved = next(n for n in notes if n.step is Step.UNIT_APPROVED)
-    assert unit_approved.params["deadline"] == registration.start.payment_deadline.isoformat()
+    # The payment notice names both deadlines: QR code / B2B, and the earlier bank transfer.
+    deadlines = registration.start.payment_deadlines
+    assert unit_approved.params["deadline"] == deadlines.online.isoformat()
+    assert unit_approved.params["transfer_deadline"] == deadlines.transfer.isoformat()
+    assert deadlines.transfer < deadlines.online
 
     # The services were asked once for each piece of work.
     assert [(t.kind, t.subject_id, t.round) for t in services.review_tasks] == [
@@ -483,7 +174,7 @@ async def test_happy_path_from_submission_to_a_shipped_certificate(world: World)
 
     # The order and the unit close on their own deadlines.
     assert await path.order.handle.result() == c.OrderProgress(
-        paid=True, closed=False, transaction_ids=[path.transaction_id]
+        status=OrderStatus.PAID, deadline=path.order.start.deadline, transaction_ids=[path.transaction_id]
     )
     assert (await path.order.handle.describe()).typed_search_attributes.get(SA_STATUS) == "paid"
     assert await path.unit.handle.result() == c.UnitProgress(
@@ -499,7 +190,7 @@ async def test_member_joining_an_approved_unit_goes_straight_to_unpaid(world: Wo
     progress = await wait_status(registration, S.UNPAID)
 
     assert steps(progress) == [(Step.REGISTERED, S.SUBMITTED), (Step.UNIT_APPROVED, S.UNPAID)]
-    assert progress.timeline[-1].deadline == registration.start.payment_deadline
+    assert progress.timeline[-1].deadline == registration.start.payment_deadlines.online
     assert (await unit.progress()).members == [registration.id]
     # The unit was reviewed once, before this member joined.
     assert len(world.services.decisions_on(unit.id)) == 1
@@ -529,6 +220,7 @@ async def test_certificate_collected_by_the_mission_is_reported_delivered(world:
     assert await world.now() < registration.start.expo_closes
     assert Step.DELIVERED not in {n.step for n in services.notifications_of(registration.id)}
     assert (await registration.handle.describe()).typed_search_attributes.get(SA_STATUS) == "delivered"
+    await world.keep("collected-by-mission", registration.handle)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -545,8 +237,9 @@ async def test_unit_rejection_resubmission_and_approval(world: World) -> None:
     assert await refusal(unit.decide(Decision.REJECT)) == "reason_required"
     assert await refusal(unit.decide(Decision.REJECT, "   ")) == "reason_required"
     assert services.decisions_on(unit.id) == []
-    # Only a rejected unit is resubmitted.
-    assert await refusal(unit.resubmit()) == "not_rejected"
+    # Data changed while under review: the reviewers see it in the same round.
+    assert (await unit.change()).status == UnitStatus.UNDER_REVIEW
+    assert (await unit.progress()).round == 1
 
     reason = "营业执照副本不清晰 (business licence unreadable)"
     assert (await unit.decide(Decision.REJECT, reason)).status == UnitStatus.REJECTED
@@ -560,7 +253,7 @@ async def test_unit_rejection_resubmission_and_approval(world: World) -> None:
     notice = next(n for n in services.notifications_of(registration.id) if n.step is Step.UNIT_REJECTED)
     assert notice.params["reason"] == reason
 
-    assert (await unit.resubmit()).status == UnitStatus.UNDER_REVIEW
+    assert (await unit.change()).status == UnitStatus.UNDER_REVIEW
     resubmitted = await wait_status(registration, S.SUBMITTED)
     assert resubmitted.timeline[-1].step is Step.UNIT_RESUBMITTED
     assert (await unit.progress()).round == 2
@@ -590,6 +283,7 @@ async def test_unit_rejection_resubmission_and_approval(world: World) -> None:
     ]
     assert [t.round for t in services.review_tasks if t.subject_id == unit.id] == [1, 2]
     assert [s.seq for s in services.statuses_of(registration.id)] == [1, 2, 3, 4]
+    await world.keep("unit-rejected-resubmitted", registration.handle, unit.handle)
 
 
 async def test_rejected_unit_cannot_resubmit_after_registration_closes(world: World) -> None:
@@ -598,7 +292,7 @@ async def test_rejected_unit_cannot_resubmit_after_registration_closes(world: Wo
 
     await world.env.sleep(timedelta(days=11))
 
-    assert await refusal(unit.resubmit()) == "registration_closed"
+    assert await refusal(unit.change()) == "registration_closed"
     assert (await unit.progress()).status is UnitStatus.REJECTED
     assert (await unit.progress()).round == 1
 
@@ -616,16 +310,17 @@ async def test_unpaid_registration_expires_at_the_payment_deadline(world: World)
     assert steps(result)[-1] == (Step.PAYMENT_EXPIRED, S.EXPIRED)
     expired = world.services.statuses_of(registration.id)[-1]
     assert expired.step is Step.PAYMENT_EXPIRED
-    assert expired.at >= registration.start.payment_deadline
+    assert expired.at >= registration.start.payment_deadlines.last
     assert [
         n.step for n in world.services.notifications_of(registration.id) if n.step is Step.PAYMENT_EXPIRED
     ] == [Step.PAYMENT_EXPIRED]
     description = await registration.handle.describe()
     assert description.status is WorkflowExecutionStatus.COMPLETED
     assert description.close_time is not None
-    assert description.close_time >= registration.start.payment_deadline
+    assert description.close_time >= registration.start.payment_deadlines.last
     assert description.typed_search_attributes.get(SA_STATUS) == "expired"
     assert world.services.review_tasks[-1].kind is c.ReviewKind.UNIT  # never queued for personnel review
+    await world.keep("expired", registration.handle)
 
 
 async def test_failed_personnel_review_refunds_the_person(world: World) -> None:
@@ -666,6 +361,7 @@ async def test_failed_personnel_review_refunds_the_person(world: World) -> None:
     notified = {n.step: n for n in services.notifications_of(registration.id)}
     assert notified[Step.REVIEW_FAILED].params["reason"] == reason
     assert Step.REFUNDED in notified
+    await world.keep("review-failed", registration.handle)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -704,9 +400,10 @@ async def test_repeated_gateway_confirmation_pays_once_and_a_second_payment_is_r
         assert await signals_received(registration.handle, c.SIGNAL_PAYMENT_CONFIRMED) == 1
 
     assert await order.progress() == c.OrderProgress(
-        paid=True, closed=False, transaction_ids=sorted([first, second])
+        status=OrderStatus.PAID, deadline=order.start.deadline, transaction_ids=sorted([first, second])
     )
-    assert (await order.handle.result()).paid  # the deadline passes: a paid order is not closed
+    # The deadline passes: a paid order is not closed.
+    assert (await order.handle.result()).status is OrderStatus.PAID
     assert services.orders_closed == []
 
 
@@ -725,16 +422,18 @@ async def test_unpaid_order_is_closed_at_its_deadline(world: World) -> None:
     # Skip exactly past the order's deadline: awaiting its result would let time run on, up to
     # the person's own payment deadline.
     await world.env.sleep(order.start.deadline - await world.now() + timedelta(minutes=1))
-    await completed(order.handle)
-    result = await order.progress()
+    result = await order_status(order, OrderStatus.CLOSED)
 
-    assert result == c.OrderProgress(paid=False, closed=True, transaction_ids=[part])
+    assert result == c.OrderProgress(
+        status=OrderStatus.CLOSED, deadline=order.start.deadline, transaction_ids=[part]
+    )
     assert [closed.order_no for closed in services.orders_closed] == [order.no]
     assert services.orders_closed[0].at >= order.start.deadline
     assert services.orders_paid == []
     assert (await order.handle.describe()).typed_search_attributes.get(SA_STATUS) == "closed"
     # The person is still unpaid: the unit may pay with a new order until the payment deadline.
     assert (await registration.progress()).status is S.UNPAID
+    await world.keep("order-closed-unpaid", order.handle)
 
 
 async def test_overpayment_pays_the_order_and_refunds_the_excess(world: World) -> None:
@@ -754,6 +453,7 @@ async def test_overpayment_pays_the_order_and_refunds_the_excess(world: World) -
             reason="paid more than the order",
         )
     ]
+    await world.keep("overpaid", order.handle)
 
 
 async def test_money_arriving_as_the_order_closes_is_refunded(world: World) -> None:
@@ -768,12 +468,14 @@ async def test_money_arriving_as_the_order_closes_is_refunded(world: World) -> N
     await order.confirm(late, order.start.amount_fen, await world.now())
     closing.set()
     await past_deadline
-    await completed(order.handle)
+    await order_status(order, OrderStatus.CLOSED)
+    await until(lambda: bool(services.refunds_of_order(order.no)), "the late payment's refund")
     assert services.orders_paid == []
     assert [(r.transaction_id, r.reason) for r in services.refunds_of_order(order.no)] == [
         (late, "the order had closed")
     ]
     assert (await registration.progress()).status is S.UNPAID
+    await world.keep("money-as-order-closes", order.handle)
 
 
 async def test_a_decision_the_review_service_refuses_to_record_can_be_made_again(world: World) -> None:
@@ -793,7 +495,9 @@ async def test_payment_arriving_after_a_registration_expired_refunds_only_that_p
     services = world.services
     unit = await world.start_unit()
     await unit.decide(Decision.APPROVE)
-    late = await world.register(unit, payment_deadline_in=timedelta(days=2))
+    late = await world.register(
+        unit, payment_deadline_in=timedelta(days=2), transfer_deadline_in=timedelta(days=1)
+    )
     on_time = await world.register(unit, payment_deadline_in=timedelta(days=15))
     for registration in (late, on_time):
         await wait_status(registration, S.UNPAID)
@@ -811,13 +515,14 @@ async def test_payment_arriving_after_a_registration_expired_refunds_only_that_p
     assert [(p.order_no, p.transaction_id) for p in services.orders_paid] == [(order.no, transaction_id)]
     assert services.refunds_of_order(order.no) == [
         c.RefundRequest(
-            refund_key=f"order:{order.no}:closed:{late.id}",
+            refund_key=f"order:{order.no}:unaccepted:{late.id}",
             order_no=order.no,
             registration_id=late.id,
             reason="the registration had closed when the payment arrived",
         )
     ]
-    assert (await order.progress()).paid
+    assert (await order.progress()).status is OrderStatus.PAID
+    await world.keep("money-after-expiry", late.handle, order.handle)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -854,6 +559,7 @@ async def test_failing_notifications_neither_stop_the_lifecycle_nor_get_lost(wor
         EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
     )  # nothing was left in flight when it completed
     assert kinds[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+    await world.keep("notifications-retried", registration.handle)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -872,34 +578,9 @@ def test_every_contract_activity_has_a_fake_on_its_queue() -> None:
         assert fake in queues[ref.task_queue]
 
 
-def replayer() -> Replayer:
-    return Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter)
-
-
-def save_history(path: Path, history: WorkflowHistory) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(history.to_json() + "\n", encoding="utf-8")
-
-
-def recorded_histories() -> list[WorkflowHistory]:
-    return [
-        WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-        for path in sorted(HISTORIES.glob("*.json"))
-    ]
-
-
 async def test_happy_path_history_replays(world: World) -> None:
     path = await run_happy_path(world)
-    await path.unit.handle.result()
-    await path.order.handle.result()
-    histories = [
-        await handle.fetch_history()
-        for handle in (path.registration.handle, path.unit.handle, path.order.handle)
-    ]
-    for history in histories:
-        await replayer().replay_workflow(history)
-    if RECORD_HISTORIES:
-        save_history(HAPPY_PATH_HISTORY, histories[0])
+    await world.keep("happy-path", path.registration.handle, path.unit.handle, path.order.handle)
 
 
 async def test_recorded_histories_replay() -> None:

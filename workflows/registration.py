@@ -1,14 +1,20 @@
 """One person's registration for one edition, from submission to a delivered certificate.
 
-submitted ──unit approved──▶ unpaid ──paid──▶ to_be_reviewed ──pass──▶ approved
-  ▲   │                          │                  │                       │ (at once)
-  │   unit rejected              deadline           fail                    ▼
-  │   ▼                          ▼                  ▼              certificate_in_production
-  └── unit_rejected          expired          review_failed                 ▼
-   (resubmitted)                                    │ refund       certificate_issued
-                                                    ▼                       ▼
-                                                refunded       shipped / awaiting_collection /
-                                                               onsite_pickup ──▶ delivered
+submitted ◀──unit changed── unpaid ◀──transfer rejected── awaiting_transfer_confirmation
+ ▲  │  │                      ▲ │ │ └──voucher uploaded──────────▶ │ confirmed
+ │  │  └────unit approved─────┘ │ └──paid (QR/B2B)──▶ to_be_reviewed ◀─────┘
+ │  unit rejected     deadline  │                       │      │      │
+ │  ▼                 ▼         │ withdrawn     pass    │ fail │      │ withdrawn
+ └ unit_rejected    expired     ▼ (before payment)  ▼   ▼      ▼      ▼
+   (resubmitted)             withdrawn        approved   review_failed  withdrawn
+                                                 │ (at once)    └─refund─▶ refunded ◀──┘
+                           certificate_in_production ─▶ certificate_issued ─▶ shipped /
+                           (re-validation: certificate_reactivated)  awaiting_collection /
+                                                                     onsite_pickup ─▶ delivered
+
+Every change of state happens under one lock, whoever asks for it (the unit's review, a payment, the
+buyer, staff, the deadline), so a change is decided on the state the previous one left. Money that
+arrives for a registration that cannot take it (already paid, expired, withdrawn) is refunded.
 """
 
 from __future__ import annotations
@@ -23,13 +29,29 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from shared import contracts as c
     from shared.temporal import SA_PAYMENT_METHOD
-    from shared.types import Decision, RegistrationStatus, UnitStatus
+    from shared.types import Decision, FeeKind, RegistrationStatus, UnitStatus
 
 from workflows.calls import call, record_decision, signal_if_open
 from workflows.refusal import refuse
 from workflows.visibility import identify, show_status
 
 S = RegistrationStatus
+# Waiting for the unit review or for the money: the payment deadline applies.
+BEFORE_PAYMENT = (S.SUBMITTED, S.UNIT_REJECTED, S.UNPAID, S.AWAITING_TRANSFER_CONFIRMATION)
+# Money is taken in these: a payment notice was sent and no payment has been accepted.
+PAYABLE = (S.UNPAID, S.AWAITING_TRANSFER_CONFIRMATION)
+# Certificate-making has begun: no refund, no substitution, no change of personal data (FAQ X).
+PASSED = (
+    S.APPROVED,
+    S.CERTIFICATE_IN_PRODUCTION,
+    S.CERTIFICATE_ISSUED,
+    S.CERTIFICATE_REACTIVATED,
+    S.SHIPPED,
+    S.AWAITING_COLLECTION,
+    S.ONSITE_PICKUP,
+    S.DELIVERED,
+)
+ENDED = (S.EXPIRED, S.WITHDRAWN, S.REVIEW_FAILED, S.REFUNDED)
 
 
 @workflow.defn(name="BuyerRegistration")
@@ -39,18 +61,24 @@ class BuyerRegistrationWorkflow:
         self.start = start
         self.status = S.SUBMITTED
         self.timeline: list[c.TimelineEntry] = []
-        self._unit_events: list[c.UnitStatusChanged] = []
+        self.deadlines = start.payment_deadlines
+        self._lock = asyncio.Lock()  # one change of state at a time
+        self._inbox: list[c.UnitStatusChanged | c.TransferSubmitted | c.TransferRejected] = []
+        self._unit_seen: tuple[int, int] | None = None  # (round, 0 under review / 1 decided) applied last
+        self._deadlines_changed = False  # an extension arrived: the waiting loop re-reads the deadline
         self._payment: c.PaymentConfirmed | None = None
+        self._transfer_order: str | None = None  # the order whose voucher finance is confirming
+        self._review_round = 0
         self._decision: c.ReviewDecision | None = None
-        self._in_review = False  # paid and queued for the personnel review
-        self._decided = False  # the decision is in the audit log: the lifecycle may act on it
         self._delivered: c.CertificateDelivered | None = None
         self._certificate_no: str | None = None
+        self._refund_no: str | None = None
         self._background: list[Awaitable[Any]] = []
 
     @workflow.run
     async def run(self, start: c.RegistrationStart) -> c.RegistrationProgress:
-        await self._enter(c.Step.REGISTERED, S.SUBMITTED)
+        async with self._lock:
+            await self._enter(c.Step.REGISTERED, S.SUBMITTED)
         # The unit workflow tells members where its review stands, now and at every change.
         joined = await signal_if_open(
             start.unit_workflow_id,
@@ -59,50 +87,125 @@ class BuyerRegistrationWorkflow:
         )
         if not joined:  # the API starts the unit's workflow first; gone means the edition is over
             workflow.logger.warning("unit workflow %s is not running", start.unit_workflow_id)
-        if await self._until_paid():
-            await self._personnel_review()
-        # Messages started along the way must be sent before the workflow closes.
+        await self._until_paid_or_ended()
+        if self.status is S.TO_BE_REVIEWED:
+            await self._await_personnel_decision()
+        if self.status is S.APPROVED:
+            await self._issue_certificate()
+        elif self.status is S.REVIEW_FAILED:
+            async with self._lock:
+                await self._refund(f"review-failed:{start.registration_id}", "personnel review failed")
+        # Whatever is still being handled (a refund of stray money, a message) finishes first.
+        await workflow.wait_condition(workflow.all_handlers_finished)
         await asyncio.gather(*self._background)
         return self.progress()
 
     # ---------------------------------------------------------------- phases
 
-    async def _until_paid(self) -> bool:
-        """Follow the unit review until the person is paid for; False if the deadline passed unpaid."""
-        while self._payment is None:
-            until = self.start.payment_deadline if self.status is S.UNPAID else self.start.expo_closes
+    async def _until_paid_or_ended(self) -> None:
+        """Follow the unit review and the payment until the person is paid for, or the registration ends."""
+        while self.status in BEFORE_PAYMENT:
+            wake_at = self._wake_at()
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._unit_events) or self._payment is not None,
-                    timeout=max(until - workflow.now(), timedelta(0)),
+                    lambda: bool(self._inbox) or self._deadlines_changed or self.status not in BEFORE_PAYMENT,
+                    timeout=max(wake_at - workflow.now(), timedelta(0)),
                 )
             except TimeoutError:
-                if self.status is S.UNPAID:
-                    await self._enter(c.Step.PAYMENT_EXPIRED, S.EXPIRED)
-                return False
-            while self._unit_events and self._payment is None:
-                await self._follow_unit(self._unit_events.pop(0))
-        workflow.upsert_search_attributes([SA_PAYMENT_METHOD.value_set(self._payment.method.value)])
-        return True
+                async with self._lock:
+                    if self.status is S.UNPAID and workflow.now() >= self.deadlines.last:
+                        await self._deadline_reached()
+                    elif self.status in BEFORE_PAYMENT and workflow.now() >= self.start.expo_closes:
+                        return  # never approved, or a transfer never confirmed: the expo is over
+                continue
+            async with self._lock:
+                if self._deadlines_changed:
+                    self._deadlines_changed = False
+                    if self.status is S.UNPAID:
+                        await self._enter(c.Step.DEADLINE_EXTENDED, S.UNPAID, **self._payment_notice())
+                while self._inbox and self.status in BEFORE_PAYMENT:
+                    await self._apply(self._inbox.pop(0))
+
+    def _wake_at(self) -> datetime:
+        # Awaiting finance, a transfer voucher uploaded in time is never expired (it is not the buyer's delay).
+        return self.deadlines.last if self.status is S.UNPAID else self.start.expo_closes
+
+    async def _deadline_reached(self) -> None:
+        """The timer fired: an organiser may have extended the deadline since it was set."""
+        current = await call(
+            c.CURRENT_PAYMENT_DEADLINES, c.EditionRef(edition=self.start.edition), summary="re-read deadlines"
+        )
+        extended = self.deadlines.extended_by(current)
+        if extended.last > self.deadlines.last:
+            self.deadlines = extended
+            await self._enter(c.Step.DEADLINE_EXTENDED, S.UNPAID, **self._payment_notice())
+        else:
+            await self._enter(c.Step.PAYMENT_EXPIRED, S.EXPIRED)
+
+    async def _apply(self, event: c.UnitStatusChanged | c.TransferSubmitted | c.TransferRejected) -> None:
+        match event:
+            case c.UnitStatusChanged():
+                await self._follow_unit(event)
+            case c.TransferSubmitted(order_no=order_no) if self.status is S.UNPAID:
+                self._transfer_order = order_no
+                await self._enter(
+                    c.Step.VOUCHER_UPLOADED, S.AWAITING_TRANSFER_CONFIRMATION, detail={"order_no": order_no}
+                )
+            case c.TransferRejected(order_no=order_no, reason=reason) if (
+                self.status is S.AWAITING_TRANSFER_CONFIRMATION and order_no == self._transfer_order
+            ):
+                # Unpaid again with the deadline unchanged: at it (or at once, if it has passed) it expires.
+                self._transfer_order = None
+                await self._enter(
+                    c.Step.TRANSFER_REJECTED,
+                    S.UNPAID,
+                    reason=reason,
+                    detail={"order_no": order_no},
+                    **self._payment_notice(),
+                )
+            case _:
+                workflow.logger.info("ignored %s in status %s", type(event).__name__, self.status.value)
 
     async def _follow_unit(self, event: c.UnitStatusChanged) -> None:
-        if event.status is UnitStatus.APPROVED and self.status is not S.UNPAID:
-            await self._enter(c.Step.UNIT_APPROVED, S.UNPAID, deadline=self.start.payment_deadline)
-        elif event.status is UnitStatus.REJECTED and self.status is not S.UNIT_REJECTED:
+        # Within a round the unit is first under review, then decided.
+        seen = (event.round, 0 if event.status is UnitStatus.UNDER_REVIEW else 1)
+        if self._unit_seen is not None and seen <= self._unit_seen:
+            return  # an older or repeated event of the unit review
+        self._unit_seen = seen
+        if event.status is UnitStatus.APPROVED and self.status in (S.SUBMITTED, S.UNIT_REJECTED):
+            await self._enter(c.Step.UNIT_APPROVED, S.UNPAID, **self._payment_notice())
+        elif event.status is UnitStatus.REJECTED and self.status is S.SUBMITTED:
             await self._enter(c.Step.UNIT_REJECTED, S.UNIT_REJECTED, reason=event.reason)
         elif event.status is UnitStatus.UNDER_REVIEW and self.status is S.UNIT_REJECTED:
             await self._enter(c.Step.UNIT_RESUBMITTED, S.SUBMITTED)
+        elif event.status is UnitStatus.UNDER_REVIEW and self.status is S.UNPAID:
+            # The unit changed its data after approval: no payment until the mission approves it again.
+            await self._enter(c.Step.UNIT_CHANGED, S.SUBMITTED)
 
-    async def _personnel_review(self) -> None:
-        assert self._payment is not None
-        self._in_review = True  # from now on a personnel decision is accepted
+    def _payment_notice(self) -> dict[str, Any]:
+        """What the payment notice says: pay by QR code or B2B before one instant, by transfer before another."""
+        return {
+            "deadline": self.deadlines.online,
+            "detail_extra": {"transfer_deadline": self.deadlines.transfer.isoformat()},
+        }
+
+    async def _accept_payment(self, payment: c.PaymentConfirmed) -> None:
+        """Paid: into the personnel review queue, then "to be reviewed" (under the lock)."""
+        self._payment = payment
+        self._transfer_order = None
+        workflow.upsert_search_attributes([SA_PAYMENT_METHOD.value_set(payment.method.value)])
+        await self._open_personnel_review()
+        await self._enter(c.Step.PAID, S.TO_BE_REVIEWED, detail={"order_no": payment.order_no})
+
+    async def _open_personnel_review(self) -> None:
         # In the staff's queue before the buyer reads "to be reviewed", so a decision can follow at once.
+        self._review_round += 1
         await call(
             c.OPEN_REVIEW_TASK,
             c.OpenReviewTask(
                 kind=c.ReviewKind.PERSON,
                 subject_id=self.start.registration_id,
-                round=1,
+                round=self._review_round,
                 workflow_id=workflow.info().workflow_id,
                 edition=self.start.edition,
                 mission=self.start.mission,
@@ -110,34 +213,75 @@ class BuyerRegistrationWorkflow:
                 unit_id=self.start.unit_id,
                 opened_at=workflow.now(),
             ),
-            summary="queue for personnel review",
+            summary=f"queue for personnel review (round {self._review_round})",
         )
-        await self._enter(c.Step.PAID, S.TO_BE_REVIEWED, detail={"order_no": self._payment.order_no})
-        await workflow.wait_condition(lambda: self._decided)
-        assert self._decision is not None
-        if self._decision.decision is Decision.REJECT:
-            await self._refund_after_failed_review(self._decision.reason or "")
-        else:
-            await self._enter(c.Step.REVIEW_PASSED, S.APPROVED)
-            await self._make_and_dispatch_certificate()
 
-    async def _refund_after_failed_review(self, reason: str) -> None:
-        await self._enter(c.Step.REVIEW_FAILED, S.REVIEW_FAILED, reason=reason)
+    async def _close_personnel_review(self, reason: str) -> None:
+        await call(
+            c.CLOSE_REVIEW_TASK,
+            c.CloseReviewTask(
+                kind=c.ReviewKind.PERSON,
+                subject_id=self.start.registration_id,
+                round=self._review_round,
+                reason=reason,
+                at=workflow.now(),
+            ),
+            summary=f"close personnel review round {self._review_round}: {reason}",
+        )
+
+    async def _await_personnel_decision(self) -> None:
+        """The decision (an update) or a withdrawal moves the registration on; both happen under the lock."""
+        try:
+            await workflow.wait_condition(
+                lambda: self.status is not S.TO_BE_REVIEWED,
+                timeout=max(self.start.expo_closes - workflow.now(), timedelta(0)),
+            )
+        except TimeoutError:
+            workflow.logger.warning("the expo closed before the personnel review decided")
+        async with self._lock:
+            pass  # the decision's own step is recorded before the lifecycle moves on
+
+    async def _refund(self, key: str, reason: str) -> None:
+        """This person's share of the order that paid for them goes back; then "refunded"."""
         assert self._payment is not None
         refund = await call(
             c.REFUND,
             c.RefundRequest(
-                refund_key=f"review-failed:{self.start.registration_id}",
+                refund_key=key,
                 order_no=self._payment.order_no,
                 registration_id=self.start.registration_id,
-                reason="personnel review failed",
+                reason=reason,
             ),
-            summary="refund after failed personnel review",
+            summary=f"refund: {reason}",
             timeout=timedelta(minutes=2),
         )
-        await self._enter(c.Step.REFUNDED, S.REFUNDED, detail={"refund_no": refund.refund_no})
+        self._refund_no = refund.refund_no
+        detail = {"refund_no": refund.refund_no, "order_no": self._payment.order_no}
+        if refund.invoice_voided:
+            detail["invoice_voided"] = refund.invoice_voided
+        if refund.invoice_issued:
+            detail["invoice_issued"] = refund.invoice_issued
+        await self._enter(c.Step.REFUNDED, S.REFUNDED, detail=detail)
 
-    async def _make_and_dispatch_certificate(self) -> None:
+    async def _issue_certificate(self) -> None:
+        """Re-validation re-activates last edition's card; everyone else gets a new one, sent or handed over."""
+        if self.start.fee_kind is FeeKind.REVALIDATION and self.start.previous_certificate_no:
+            made = await call(
+                c.REACTIVATE_CERTIFICATE,
+                c.ReactivateCertificate(
+                    registration_id=self.start.registration_id,
+                    edition=self.start.edition,
+                    previous_certificate_no=self.start.previous_certificate_no,
+                ),
+                summary="re-activate last edition's certificate",
+            )
+            self._certificate_no = made.certificate_no
+            await self._enter(
+                c.Step.CERTIFICATE_REACTIVATED,
+                S.CERTIFICATE_REACTIVATED,
+                detail={"certificate_no": made.certificate_no},
+            )
+            return
         await self._enter(c.Step.CERTIFICATE_MAKING, S.CERTIFICATE_IN_PRODUCTION, notify=False)
         made = await call(
             c.MAKE_CERTIFICATE,
@@ -188,9 +332,12 @@ class BuyerRegistrationWorkflow:
         deadline: datetime | None = None,
         reason: str | None = None,
         detail: dict[str, str] | None = None,
+        detail_extra: dict[str, str] | None = None,
         notify: bool = True,
     ) -> None:
-        """Record a step: state, search attributes, the read model's timeline, and the buyer's message."""
+        """Record a step: state, search attributes, the read model's timeline, and the buyer's message.
+
+        ``detail_extra`` goes to the message only (the payment notice's transfer deadline)."""
         now = workflow.now()
         self.status = status
         entry = c.TimelineEntry(step=step, status=status, at=now, deadline=deadline, reason=reason)
@@ -219,7 +366,7 @@ class BuyerRegistrationWorkflow:
             summary=f"record {step.value}",
         )
         if notify:
-            params = dict(detail or {})
+            params = dict(detail or {}) | dict(detail_extra or {})
             if deadline:
                 params["deadline"] = deadline.isoformat()
             if reason:
@@ -235,53 +382,162 @@ class BuyerRegistrationWorkflow:
                 asyncio.ensure_future(call(c.NOTIFY, message, summary=f"notify {step.value}"))
             )
 
-    # ---------------------------------------------------------------- messages
+    # ---------------------------------------------------------------- signals
 
     @workflow.signal(name=c.SIGNAL_UNIT_STATUS)
     def on_unit_status(self, event: c.UnitStatusChanged) -> None:
-        self._unit_events.append(event)
+        self._inbox.append(event)
+
+    @workflow.signal(name=c.SIGNAL_TRANSFER_SUBMITTED)
+    def on_transfer_submitted(self, event: c.TransferSubmitted) -> None:
+        self._inbox.append(event)
+
+    @workflow.signal(name=c.SIGNAL_TRANSFER_REJECTED)
+    def on_transfer_rejected(self, event: c.TransferRejected) -> None:
+        self._inbox.append(event)
+
+    @workflow.signal(name=c.SIGNAL_DEADLINES_EXTENDED)
+    def on_deadlines_extended(self, deadlines: c.PaymentDeadlines) -> None:
+        extended = self.deadlines.extended_by(deadlines)
+        if extended != self.deadlines:  # an organiser's announcement delivered twice changes nothing
+            self.deadlines = extended
+            self._deadlines_changed = True
 
     @workflow.signal(name=c.SIGNAL_PAYMENT_CONFIRMED)
-    def on_payment_confirmed(self, payment: c.PaymentConfirmed) -> None:
-        if self._payment is None:
-            self._payment = payment
+    async def on_payment_confirmed(self, payment: c.PaymentConfirmed) -> None:
+        """Money for this person: taken once, while a payment notice stands; otherwise sent back."""
+        if self._payment is not None and payment.order_no == self._payment.order_no:
+            return  # the same order's confirmation again
+        async with self._lock:
+            if self._payment is None and self.status in PAYABLE:
+                await self._accept_payment(payment)
+                return
+            why = (
+                f"already paid by order {self._payment.order_no}"
+                if self._payment is not None
+                else f"the registration was {self.status.value} when the payment arrived"
+            )
+        await call(
+            c.REFUND,
+            c.RefundRequest(
+                refund_key=unaccepted_refund_key(payment.order_no, self.start.registration_id),
+                order_no=payment.order_no,
+                registration_id=self.start.registration_id,
+                reason=why,
+            ),
+            summary=f"refund order {payment.order_no}: {why}",
+            timeout=timedelta(minutes=2),
+        )
 
     @workflow.signal(name=c.SIGNAL_CERTIFICATE_DELIVERED)
     def on_delivered(self, delivered: c.CertificateDelivered) -> None:
         self._delivered = delivered
 
+    # ---------------------------------------------------------------- updates
+
     @workflow.update(name=c.UPDATE_DECIDE)
     async def decide(self, decision: c.ReviewDecision) -> c.DecisionResult:
-        """The personnel review: approve, or reject with a reason (which refunds the payment)."""
-        if self._decision is not None:  # two decisions validated in the same workflow task
-            raise refuse("already_decided", f"already decided: {self._decision.decision.value}")
-        self._decision = decision
-        try:
-            await record_decision(c.ReviewKind.PERSON, self.start.registration_id, 1, decision)
-        except Exception:
-            self._decision = None  # not recorded: the decision may be made again
-            raise
-        self._decided = True
-        await workflow.wait_condition(lambda: self.status not in (S.UNPAID, S.TO_BE_REVIEWED))
-        return c.DecisionResult(status=self.status.value)
+        """The personnel review: a pass starts certificate-making at once; a failure refunds the payment."""
+        async with self._lock:
+            self._validate_decision(decision)  # again: the state may have moved while this waited
+            await record_decision(
+                c.ReviewKind.PERSON, self.start.registration_id, self._review_round, decision
+            )
+            self._decision = decision
+            if decision.decision is Decision.APPROVE:
+                await self._enter(c.Step.REVIEW_PASSED, S.APPROVED)
+                return c.DecisionResult(status=S.APPROVED.value)
+            await self._enter(c.Step.REVIEW_FAILED, S.REVIEW_FAILED, reason=decision.reason)
+            return c.DecisionResult(status=S.REVIEW_FAILED.value)
 
     @decide.validator
     def _validate_decision(self, decision: c.ReviewDecision) -> None:
         if self._decision is not None:
             raise refuse("already_decided", f"already decided: {self._decision.decision.value}")
-        if not self._in_review:
+        if self.status is not S.TO_BE_REVIEWED:
             raise refuse(
                 "not_awaiting_review", f"not awaiting personnel review (status: {self.status.value})"
             )
         if decision.decision is Decision.REJECT and not (decision.reason or "").strip():
             raise refuse("reason_required", "a rejection needs a reason")
 
+    @workflow.update(name=c.UPDATE_WITHDRAW)
+    async def withdraw(self, request: c.Withdrawal) -> c.DecisionResult:
+        """The buyer withdraws: before payment it simply ends; paid and not yet reviewed, it is refunded."""
+        async with self._lock:
+            self._validate_withdrawal(request)
+            paid = self.status is S.TO_BE_REVIEWED
+            if paid:
+                await self._close_personnel_review("withdrawn")
+            await self._enter(c.Step.WITHDRAWN, S.WITHDRAWN, detail={"requested_by": request.requested_by})
+            if paid:
+                await self._refund(f"withdrawn:{self.start.registration_id}", "withdrawn before the review")
+            return c.DecisionResult(status=self.status.value)
+
+    @withdraw.validator
+    def _validate_withdrawal(self, request: c.Withdrawal) -> None:
+        self._refuse_if_passed_or_ended("withdrawn")
+        if self.status is S.AWAITING_TRANSFER_CONFIRMATION:
+            raise refuse(
+                "transfer_being_confirmed",
+                "finance is confirming a bank transfer for this person: wait for it",
+            )
+
+    @workflow.update(name=c.UPDATE_CHANGE_PERSON)
+    async def change_person(self, change: c.PersonChange) -> c.DecisionResult:
+        """New personal data (or another person) before the personnel review; under review, a new round."""
+        async with self._lock:
+            self._validate_person_change(change)
+            await call(
+                c.APPLY_REVISION,
+                c.ApplyRevision(
+                    kind=c.ReviewKind.PERSON,
+                    subject_id=self.start.registration_id,
+                    revision_id=change.revision_id,
+                ),
+                summary="apply the changed personal data",
+            )
+            detail = {"revision_id": change.revision_id, "substitution": str(change.substitution).lower()}
+            await self._enter(c.Step.PERSON_CHANGED, self.status, detail=detail)
+            if self.status is S.TO_BE_REVIEWED:  # the reviewers must see the new data
+                await self._close_personnel_review("personal data changed")
+                await self._open_personnel_review()
+            return c.DecisionResult(status=self.status.value)
+
+    @change_person.validator
+    def _validate_person_change(self, change: c.PersonChange) -> None:
+        self._refuse_if_passed_or_ended("changed")
+        if change.substitution and self.start.fee_kind is FeeKind.REVALIDATION:
+            raise refuse(
+                "revalidation_not_transferable",
+                "a re-validated certificate belongs to its holder: no substitute",
+            )
+
+    def _refuse_if_passed_or_ended(self, what: str) -> None:
+        if self.status in PASSED:
+            raise refuse(
+                "certificate_in_production",
+                f"the personnel review has passed and certificate-making has begun: it can no longer be {what},"
+                " refunded or given to someone else",
+            )
+        if self.status in ENDED:
+            raise refuse("registration_ended", f"the registration has ended ({self.status.value})")
+
+    # ---------------------------------------------------------------- queries
+
     @workflow.query(name=c.QUERY_PROGRESS)
     def progress(self) -> c.RegistrationProgress:
         return c.RegistrationProgress(
             status=self.status,
             timeline=self.timeline,
-            payment_deadline=self.start.payment_deadline,
+            payment_deadlines=self.deadlines,
             order_no=self._payment.order_no if self._payment else None,
             certificate_no=self._certificate_no,
+            refund_no=self._refund_no,
         )
+
+
+def unaccepted_refund_key(order_no: str, registration_id: str) -> str:
+    """One refund of a person's share of an order that could not pay for them, whoever notices first:
+    the registration (open) or the order (the registration had closed)."""
+    return f"order:{order_no}:unaccepted:{registration_id}"

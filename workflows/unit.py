@@ -126,27 +126,36 @@ class UnitWorkflow:
         if decision.decision is Decision.REJECT and not (decision.reason or "").strip():
             raise refuse("reason_required", "a rejection needs a reason")
 
-    @workflow.update(name=c.UPDATE_RESUBMIT)
-    async def resubmit(self) -> c.DecisionResult:
-        """The unit modified its data after a rejection: a new review round."""
+    @workflow.update(name=c.UPDATE_CHANGE_UNIT)
+    async def change(self, change: c.UnitChange) -> c.DecisionResult:
+        """The unit changed its data. Rejected: resubmitted, a new round. Approved: reviewed again, a new
+        round (members not yet paid wait for it). Under review: the reviewers see the new data."""
         self._busy = True
         try:
-            self.round += 1
-            self.status = UnitStatus.UNDER_REVIEW
-            self.reason = None
-            await self._open_round()
+            await call(
+                c.APPLY_REVISION,
+                c.ApplyRevision(
+                    kind=c.ReviewKind.UNIT, subject_id=self.start.unit_id, revision_id=change.revision_id
+                ),
+                summary="apply the changed unit data",
+            )
+            if self.status is not UnitStatus.UNDER_REVIEW:
+                self.round += 1
+                self.status = UnitStatus.UNDER_REVIEW
+                self.reason = None
+                await self._open_round()
         finally:
             self._busy = False
         return c.DecisionResult(status=self.status.value)
 
-    @resubmit.validator
-    def _validate_resubmit(self) -> None:
+    @change.validator
+    def _validate_change(self, change: c.UnitChange) -> None:
         if self._busy:
             raise refuse("decision_in_progress", "a decision on this unit is being recorded")
-        if self.status is not UnitStatus.REJECTED:
-            raise refuse("not_rejected", "only a rejected unit is resubmitted")
         if workflow.now() >= self.start.registration_closes:
-            raise refuse("registration_closed", "registration has closed")
+            raise refuse(
+                "registration_closed", "registration has closed: the unit's data can no longer change"
+            )
 
     @workflow.query(name=c.QUERY_PROGRESS)
     def progress(self) -> c.UnitProgress:

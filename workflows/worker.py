@@ -10,11 +10,12 @@ from shared.logs import configure_logging
 from shared.process import run_until_stopped
 from shared.settings import get_settings
 from shared.temporal import WORKFLOW_TASK_QUEUE, connect
+from workflows.deadline_extension import PaymentDeadlineExtensionWorkflow
 from workflows.payment_order import PaymentOrderWorkflow
 from workflows.registration import BuyerRegistrationWorkflow
 from workflows.unit import UnitWorkflow
 
-WORKFLOWS = [BuyerRegistrationWorkflow, UnitWorkflow, PaymentOrderWorkflow]
+WORKFLOWS = [BuyerRegistrationWorkflow, UnitWorkflow, PaymentOrderWorkflow, PaymentDeadlineExtensionWorkflow]
 
 
 async def serve() -> None:

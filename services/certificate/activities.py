@@ -1,21 +1,23 @@
-"""Activities the workflows call on the certificate service: making and dispatching certificates."""
+"""Activities the workflows call on the certificate service: making, re-activating and dispatching certificates."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from services.certificate.admission_code import AdmissionClaims, AdmissionSigner
 from services.certificate.badge import BadgeData, render_badge
 from services.certificate.courier import Courier, SandboxCourier
-from services.certificate.models import Certificate, CertificateSequence
+from services.certificate.models import Certificate, CertificateActivation, CertificateSequence
 from shared import contracts as c
-from shared.catalogue import load_edition, load_missions
+from shared.catalogue import Edition, load_edition, load_missions
 from shared.db import utcnow
 from shared.records import fetch_person
 from shared.service import ServiceContext
@@ -24,6 +26,26 @@ from shared.types import DeliveryMethod, RegistrationStatus
 
 def signer_for(ctx: ServiceContext) -> AdmissionSigner:
     return AdmissionSigner.from_base64(ctx.settings.admission_signing_seed.get_secret_value())
+
+
+def certificate_number(edition_number: int, serial: int) -> str:
+    return f"B{edition_number:02d}-{serial:07d}"
+
+
+def previous_edition_number(edition: Edition) -> int:
+    """The number of the edition whose cards ``edition`` re-validates.
+
+    Its data file may be absent (an edition that ran elsewhere, before this deployment): editions are
+    annual and numbered in sequence, so it is then the number before this edition's."""
+    assert edition.previous_edition is not None
+    try:
+        return load_edition(edition.previous_edition).number
+    except LookupError:
+        return edition.number - 1
+
+
+def not_revalidatable(message: str) -> ApplicationError:
+    return ApplicationError(message, type="not_revalidatable", non_retryable=True)
 
 
 class CertificateActivities:
@@ -45,7 +67,7 @@ class CertificateActivities:
                 .returning(CertificateSequence.last_number)
             )
         assert number is not None
-        return f"B{edition.number:02d}-{number:07d}"
+        return certificate_number(edition.number, number)
 
     @activity.defn(name=c.MAKE_CERTIFICATE.name)
     async def make(self, request: c.MakeCertificate) -> c.CertificateMade:
@@ -112,6 +134,85 @@ class CertificateActivities:
             )
         return c.CertificateMade(certificate_no=certificate_no)
 
+    @activity.defn(name=c.REACTIVATE_CERTIFICATE.name)
+    async def reactivate(self, request: c.ReactivateCertificate) -> c.CertificateMade:
+        """Re-validation (FAQ VII): last edition's card becomes valid for this edition; no new card is made
+        or sent. Recorded once per registration: a retry answers the same."""
+        recorded = await self._activation_of(request.registration_id)
+        if recorded is not None:
+            return self._answer(recorded, request)
+        try:
+            edition = load_edition(request.edition)
+        except LookupError as exc:
+            raise ApplicationError(str(exc), type="unknown_edition", non_retryable=True) from None
+        number = request.previous_certificate_no
+        previous = edition.previous_edition
+        if previous is None:
+            raise not_revalidatable(f"{edition.code} re-validates no earlier edition's certificates")
+        async with self.ctx.db.sessions() as session:
+            old = await session.get(Certificate, number)
+            previous_ran_here = await session.get(CertificateSequence, previous) is not None
+            taken = await session.scalar(
+                select(CertificateActivation.registration_id).where(
+                    CertificateActivation.edition == request.edition,
+                    CertificateActivation.certificate_no == number,
+                )
+            )
+        if old is not None:
+            if old.edition != previous:
+                raise not_revalidatable(
+                    f"certificate {number} is of {old.edition}: only {previous}'s may be re-validated"
+                )
+            if old.revoked:
+                raise not_revalidatable(f"certificate {number} was revoked")
+        else:
+            # Not in this database. If the previous edition ran here, its every card is here: the number
+            # is unknown. If it ran elsewhere (before this deployment), this service cannot look its
+            # cards up: it accepts a number of that edition's format (the registration service checked
+            # the holder's data), records it, and the gates then admit the signed old card for this
+            # edition (see POST /v1/verify). A revoked card of that edition cannot be told apart here.
+            serial = _serial_of(number, previous_edition_number(edition))
+            if previous_ran_here or serial is None:
+                raise not_revalidatable(f"certificate {number} is not a known certificate of {previous}")
+        if taken is not None:
+            raise not_revalidatable(
+                f"certificate {number} is already re-activated for {request.edition} (registration {taken})"
+            )
+        try:
+            async with self.ctx.db.transaction() as session:
+                session.add(
+                    CertificateActivation(
+                        registration_id=request.registration_id,
+                        edition=request.edition,
+                        certificate_no=number,
+                        certificate_edition=previous,
+                        issued_here=old is not None,
+                        activated_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            # A concurrent attempt won: for this registration (answer as it did), or for the same card
+            # under another registration (refused below).
+            recorded = await self._activation_of(request.registration_id)
+            if recorded is None:
+                raise not_revalidatable(
+                    f"certificate {number} is already re-activated for {request.edition}"
+                ) from None
+            return self._answer(recorded, request)
+        return c.CertificateMade(certificate_no=number)
+
+    async def _activation_of(self, registration_id: str) -> CertificateActivation | None:
+        async with self.ctx.db.sessions() as session:
+            return await session.get(CertificateActivation, registration_id)
+
+    @staticmethod
+    def _answer(recorded: CertificateActivation, request: c.ReactivateCertificate) -> c.CertificateMade:
+        if recorded.certificate_no != request.previous_certificate_no:
+            raise not_revalidatable(
+                f"registration {request.registration_id} already re-activated {recorded.certificate_no}"
+            )
+        return c.CertificateMade(certificate_no=recorded.certificate_no)
+
     @activity.defn(name=c.DISPATCH_CERTIFICATE.name)
     async def dispatch(self, request: c.DispatchCertificate) -> c.Dispatched:
         """Send the card by express, or hand it to the mission, or keep it for on-site pickup."""
@@ -147,4 +248,11 @@ class CertificateActivities:
 
 def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:
     acts = CertificateActivities(ctx, SandboxCourier())
-    return [acts.make, acts.dispatch]
+    return [acts.make, acts.reactivate, acts.dispatch]
+
+
+def _serial_of(number: str, edition_number: int) -> int | None:
+    """The serial of a certificate number of the given edition's format, or None if it is not one."""
+    match = re.fullmatch(rf"B{edition_number:02d}-(\d{{7}})", number)
+    serial = int(match.group(1)) if match else 0
+    return serial if serial > 0 else None

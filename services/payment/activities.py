@@ -1,4 +1,6 @@
-"""Activities the workflows call on the payment service: booking payments, closing orders, refunds."""
+"""Activities the workflows call on the payment service: booking payments, bank transfer vouchers
+and finance's decisions on them, closing orders, refunds (and the invoices they change), and
+telling open orders about extended payment deadlines."""
 
 from __future__ import annotations
 
@@ -8,14 +10,17 @@ from typing import Any
 from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
+from services.payment import refunds
 from services.payment.gateway import PaymentGateway, SandboxGateway
-from services.payment.models import OrderItem, PaymentOrder, Refund
+from services.payment.models import OPEN_ORDER_STATUSES, PaymentOrder, TransferDecisionRecord
 from shared import contracts as c
-from shared.db import utcnow
-from shared.ids import new_id
 from shared.service import ServiceContext
-from shared.types import OrderStatus
+from shared.temporal import payment_order_workflow_id
+from shared.types import Decision, OrderStatus
+
+ANNOUNCE_BATCH = 500
 
 
 def gateway_for(ctx: ServiceContext) -> PaymentGateway:
@@ -45,55 +50,112 @@ class PaymentActivities:
     async def close_order(self, close: c.CloseOrder) -> None:
         async with self.ctx.db.transaction() as session:
             order = await session.get(PaymentOrder, close.order_no)
-            if order is not None and order.status is OrderStatus.AWAITING_PAYMENT:
+            if order is not None and order.status in OPEN_ORDER_STATUSES:
                 order.status = OrderStatus.CLOSED
+
+    @activity.defn(name=c.RECORD_VOUCHER.name)
+    async def record_voucher(self, voucher: c.RecordVoucher) -> None:
+        """A bank transfer's remittance voucher was accepted by the order's workflow: finance is to
+        confirm it. Repeating it changes nothing; a paid or closed order is left as it is."""
+        async with self.ctx.db.transaction() as session:
+            order = await session.get(PaymentOrder, voucher.order_no)
+            if order is None:
+                raise ApplicationError(f"unknown order {voucher.order_no}", non_retryable=True)
+            if order.status not in OPEN_ORDER_STATUSES:
+                return
+            if order.voucher_key != voucher.voucher_key:
+                order.voucher_key = voucher.voucher_key
+                order.voucher_uploaded_at = voucher.at
+            order.status = OrderStatus.AWAITING_CONFIRMATION
+
+    @activity.defn(name=c.RECORD_TRANSFER_DECISION.name)
+    async def record_transfer_decision(self, decided: c.RecordTransferDecision) -> None:
+        """Finance's decision on a transfer, kept once (by order and instant) in the audit trail. A
+        rejection makes the order unpaid again (the buyer may upload another voucher until the
+        deadline); an approval is booked by ``mark_order_paid`` with the bank reference."""
+        async with self.ctx.db.transaction() as session:
+            order = await session.get(PaymentOrder, decided.order_no)
+            if order is None:
+                raise ApplicationError(f"unknown order {decided.order_no}", non_retryable=True)
+            already = await session.scalar(
+                select(TransferDecisionRecord.id).where(
+                    TransferDecisionRecord.order_no == decided.order_no,
+                    TransferDecisionRecord.decided_at == decided.decided_at,
+                )
+            )
+            if already is not None:
+                return
+            session.add(
+                TransferDecisionRecord(
+                    order_no=decided.order_no,
+                    decision=decided.decision,
+                    reason=decided.reason,
+                    reviewer=decided.reviewer,
+                    bank_reference=decided.bank_reference,
+                    voucher_key=order.voucher_key,
+                    decided_at=decided.decided_at,
+                )
+            )
+            if decided.decision is Decision.REJECT and order.status is OrderStatus.AWAITING_CONFIRMATION:
+                order.status = OrderStatus.AWAITING_PAYMENT
 
     @activity.defn(name=c.REFUND.name)
     async def refund(self, request: c.RefundRequest) -> c.RefundResult:
-        """Refund once per key: the row is written first, then the gateway is asked (idempotent by
-        refund number on its side too), so a retry after a crash never pays out twice."""
-        async with self.ctx.db.transaction() as session:
-            refund = await session.scalar(select(Refund).where(Refund.refund_key == request.refund_key))
-            if refund is None:
-                order = await session.get(PaymentOrder, request.order_no)
-                transaction_id = request.transaction_id or (order.transaction_id if order else None)
-                if order is None or transaction_id is None:
-                    raise ApplicationError(
-                        f"order {request.order_no} has no payment to refund", non_retryable=True
-                    )
-                if request.registration_id is not None:  # that person's share of the order
-                    item = await session.get(OrderItem, (request.order_no, request.registration_id))
-                    if item is None:
-                        raise ApplicationError("the person is not in the order", non_retryable=True)
-                    amount = item.amount_fen
-                elif request.amount_fen is not None:
-                    amount = request.amount_fen
-                else:
-                    raise ApplicationError("a refund needs a person or an amount", non_retryable=True)
-                refund = Refund(
-                    refund_no=new_id("F"),
-                    refund_key=request.refund_key,
-                    order_no=request.order_no,
-                    registration_id=request.registration_id,
-                    transaction_id=transaction_id,
-                    amount_fen=amount,
-                    reason=request.reason,
-                )
-                session.add(refund)
-        if not refund.succeeded:
-            outcome = await self.gateway.refund(
-                refund_no=refund.refund_no, transaction_id=refund.transaction_id, amount_fen=refund.amount_fen
-            )
+        try:
+            return await refunds.refund(self.ctx.db, self.gateway, request)
+        except refunds.RefundError as exc:
+            raise ApplicationError(str(exc), non_retryable=not exc.retryable) from exc
+
+    @activity.defn(name=c.ANNOUNCE_DEADLINES_TO_ORDERS.name)
+    async def announce_deadlines(self, announcement: c.AnnounceDeadlines) -> c.Announced:
+        """Signal every open order of the edition with the extended deadlines, in pages by order
+        number. Progress is heartbeated after each page, so a retry resumes after the last order
+        signalled; an order whose workflow has closed is skipped."""
+        details = activity.info().heartbeat_details
+        last: str = str(details[0]) if details else ""
+        signalled = int(details[1]) if len(details) > 1 else 0
+        while True:
             async with self.ctx.db.transaction() as session:
-                stored = await session.get(Refund, refund.refund_no)
-                assert stored is not None
-                stored.succeeded = outcome.succeeded
-                stored.completed_at = utcnow()
-            if not outcome.succeeded:
-                raise ApplicationError("the gateway refused the refund; retrying")
-        return c.RefundResult(refund_no=refund.refund_no, succeeded=True)
+                page = list(
+                    (
+                        await session.scalars(
+                            select(PaymentOrder)
+                            .where(
+                                PaymentOrder.edition == announcement.edition,
+                                PaymentOrder.status.in_(OPEN_ORDER_STATUSES),
+                                PaymentOrder.order_no > last,
+                            )
+                            .order_by(PaymentOrder.order_no)
+                            .limit(ANNOUNCE_BATCH)
+                        )
+                    ).all()
+                )
+                for order in page:  # what the buyer sees: the order's deadline, never shortened
+                    order.deadline = max(order.deadline, announcement.deadlines.closes(order.method))
+            if not page:
+                return c.Announced(signalled=signalled)
+            for order in page:
+                handle = self.ctx.temporal.get_workflow_handle(
+                    payment_order_workflow_id(announcement.edition, order.order_no)
+                )
+                try:
+                    await handle.signal(c.SIGNAL_DEADLINES_EXTENDED, announcement.deadlines)
+                except RPCError as exc:
+                    if exc.status is not RPCStatusCode.NOT_FOUND:
+                        raise
+                    continue  # the order's workflow has closed: nothing to tell
+                signalled += 1
+            last = page[-1].order_no
+            activity.heartbeat(last, signalled)
 
 
 def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:
     acts = PaymentActivities(ctx, gateway_for(ctx))
-    return [acts.mark_order_paid, acts.close_order, acts.refund]
+    return [
+        acts.mark_order_paid,
+        acts.close_order,
+        acts.record_voucher,
+        acts.record_transfer_decision,
+        acts.refund,
+        acts.announce_deadlines,
+    ]

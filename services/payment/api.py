@@ -1,51 +1,100 @@
-"""The payment service's HTTP API: payment orders, and the gateway's callbacks."""
+"""The payment service's HTTP API: payment orders (QR code, B2B gateway, bank transfer), transfer
+vouchers and finance's confirmation of them, invoices, and the gateway's callbacks."""
 
 from __future__ import annotations
 
+import logging
+import secrets
 from datetime import datetime
 from typing import Annotated, Literal
 
 import httpx
-from fastapi import Depends, Header, Request
+from fastapi import Body, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
-from services.payment import signing
+from services.payment import refunds, signing
 from services.payment.activities import gateway_for
-from services.payment.gateway import Callback
-from services.payment.models import GatewayTransaction, OrderItem, PaymentOrder
+from services.payment.gateway import Callback, QrCode
+from services.payment.models import (
+    OPEN_ORDER_STATUSES,
+    GatewayTransaction,
+    Invoice,
+    InvoiceKind,
+    InvoiceStatus,
+    OrderItem,
+    PaymentOrder,
+    Refund,
+)
 from shared import contracts as c
+from shared.catalogue import Edition
 from shared.db import utcnow
-from shared.http import ApiError, ErrorBody, internal_headers, not_found
+from shared.http import ApiError, ErrorBody, internal_headers, not_found, refused_by_workflow
 from shared.ids import new_id
 from shared.records import UnitMembersRecord
 from shared.service import ServiceContext, context, create_service_app
 from shared.temporal import payment_order_workflow_id, start_workflow
-from shared.types import FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
+from shared.types import Decision, FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
+
+log = logging.getLogger(__name__)
 
 app = create_service_app(
     "payment",
     title="Payment",
-    description="A unit pays for its unpaid people: QR code (UnionPay, WeChat Pay, Alipay) through the gateway.",
+    description=(
+        "A unit pays for its unpaid people: QR code (UnionPay, WeChat Pay, Alipay) or B2B through the "
+        "gateway, or by bank transfer with a remittance voucher that finance confirms. Paid orders get "
+        "electronic VAT invoices."
+    ),
 )
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 409, 422)}
+VOUCHER_UPLOAD_SECONDS = 900
+VOUCHER_MAX_BYTES = 10 * 1024 * 1024
+VOUCHER_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpg"}
+
+
+# ------------------------------------------------------------------------------------------ schemas
 
 
 class OrderIn(BaseModel):
     unit_id: str
     registration_ids: list[str] = Field(min_length=1, max_length=500)
-    method: Literal[PaymentMethod.QR] = PaymentMethod.QR
-    qr_channel: QrChannel = QrChannel.UNIONPAY
+    method: PaymentMethod = PaymentMethod.QR
+    qr_channel: QrChannel | None = None  # QR codes only; default UnionPay
 
 
 class OrderItemOut(BaseModel):
     registration_id: str
     fee_kind: str
     amount_fen: int
+
+
+class InvoiceOut(BaseModel):
+    invoice_no: str
+    order_no: str
+    kind: InvoiceKind
+    title: str
+    taxpayer_id: str
+    amount_fen: int
+    status: InvoiceStatus
+    replaces: str | None
+    issued_at: datetime
+    voided_at: datetime | None
+
+
+class TransferDecisionOut(BaseModel):
+    decision: Decision
+    reason: str | None
+    reviewer: str
+    bank_reference: str | None
+    voucher_key: str | None
+    decided_at: datetime
 
 
 class OrderOut(BaseModel):
@@ -55,11 +104,73 @@ class OrderOut(BaseModel):
     qr_channel: QrChannel | None
     amount_fen: int
     status: OrderStatus
-    deadline: datetime
-    qr_payload: str | None
-    transaction_id: str | None
+    deadline: datetime  # the method's: a transfer's is also the last moment to upload its voucher
+    qr_payload: str | None  # QR code or B2B: where to pay
+    transaction_id: str | None  # the gateway transaction, or the bank reference of a confirmed transfer
     paid_at: datetime | None
+    voucher_key: str | None
+    voucher_uploaded_at: datetime | None
     items: list[OrderItemOut]
+    invoices: list[InvoiceOut]
+    transfer_decisions: list[TransferDecisionOut]
+
+
+class VoucherUploadIn(BaseModel):
+    content_type: Literal["application/pdf", "image/jpeg"] = "application/pdf"
+
+
+class VoucherUploadOut(BaseModel):
+    voucher_key: str  # send it to POST /v1/orders/{order_no}/voucher once uploaded
+    url: str
+    headers: dict[str, str]
+    expires_in: int
+
+
+class VoucherIn(BaseModel):
+    voucher_key: str = Field(min_length=1, max_length=200)
+
+
+class TransferDecisionIn(BaseModel):
+    decision: Decision
+    reason: str | None = Field(default=None, max_length=500)
+    reviewer: str = Field(min_length=1, max_length=100)
+    bank_reference: str | None = Field(default=None, max_length=64)
+
+
+class TransferStatusOut(BaseModel):
+    order_no: str
+    status: str  # the order's status as its workflow answered
+
+
+class InvoiceIn(BaseModel):
+    kind: InvoiceKind
+    title: str = Field(min_length=1, max_length=200)  # 发票抬头: the unit's name
+    taxpayer_id: str = Field(pattern=r"^[0-9A-Z]{15,20}$")  # 纳税人识别号, usually the credit code
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("taxpayer_id", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+def _invoice_out(invoice: Invoice) -> InvoiceOut:
+    return InvoiceOut(
+        invoice_no=invoice.invoice_no,
+        order_no=invoice.order_no,
+        kind=invoice.kind,
+        title=invoice.title,
+        taxpayer_id=invoice.taxpayer_id,
+        amount_fen=invoice.amount_fen,
+        status=invoice.status,
+        replaces=invoice.replaces,
+        issued_at=invoice.issued_at,
+        voided_at=invoice.voided_at,
+    )
 
 
 def _order_out(order: PaymentOrder) -> OrderOut:
@@ -74,19 +185,91 @@ def _order_out(order: PaymentOrder) -> OrderOut:
         qr_payload=order.qr_payload,
         transaction_id=order.transaction_id,
         paid_at=order.paid_at,
+        voucher_key=order.voucher_key,
+        voucher_uploaded_at=order.voucher_uploaded_at,
         items=[
             OrderItemOut(registration_id=i.registration_id, fee_kind=i.fee_kind, amount_fen=i.amount_fen)
             for i in order.items
         ],
+        invoices=[_invoice_out(invoice) for invoice in order.invoices],
+        transfer_decisions=[
+            TransferDecisionOut(
+                decision=d.decision,
+                reason=d.reason,
+                reviewer=d.reviewer,
+                bank_reference=d.bank_reference,
+                voucher_key=d.voucher_key,
+                decided_at=d.decided_at,
+            )
+            for d in order.transfer_decisions
+        ],
     )
+
+
+_WITH_DETAILS = (
+    selectinload(PaymentOrder.items),
+    selectinload(PaymentOrder.invoices),
+    selectinload(PaymentOrder.transfer_decisions),
+)
 
 
 async def _load(ctx: ServiceContext, **where: str) -> PaymentOrder | None:
     async with ctx.db.sessions() as session:
-        query = select(PaymentOrder).options(selectinload(PaymentOrder.items))
+        query = select(PaymentOrder).options(*_WITH_DETAILS)
         for column, value in where.items():
             query = query.where(getattr(PaymentOrder, column) == value)
         return await session.scalar(query)
+
+
+async def _order(ctx: ServiceContext, order_no: str) -> PaymentOrder:
+    order = await _load(ctx, order_no=order_no)
+    if order is None:
+        raise not_found("order", "订单")
+    return order
+
+
+# ------------------------------------------------------------------------------------------ deadlines
+
+
+def edition_deadlines(edition: Edition) -> c.PaymentDeadlines:
+    """The deadlines as the edition file states them, before any extension."""
+    return c.PaymentDeadlines(**{method.value: edition.payment_deadline(method) for method in PaymentMethod})
+
+
+async def current_deadlines(ctx: ServiceContext, edition: str) -> c.PaymentDeadlines:
+    """The edition's payment deadlines as they stand now (an organiser may have extended them), from
+    the registration service; if it knows of none (404), the edition file's."""
+    response = await ctx.http.get(
+        f"{ctx.settings.registration_url}/internal/editions/{edition}/payment-deadlines",
+        headers=internal_headers(ctx.settings),
+    )
+    if response.status_code == 404:
+        return edition_deadlines(ctx.edition)
+    response.raise_for_status()
+    return c.PaymentDeadlines.model_validate_json(response.content)
+
+
+def _payment_closed(edition: Edition, method: PaymentMethod, deadline: datetime) -> ApiError:
+    closed = edition.local(deadline)
+    return ApiError(
+        409,
+        "payment_closed",
+        f"Payment by {method.value} closed at {closed:%Y-%m-%d %H:%M} Beijing time",
+        f"该缴费方式已于北京时间{closed:%Y-%m-%d %H:%M}截止",
+    )
+
+
+def _voucher_deadline_passed(edition: Edition, deadline: datetime) -> ApiError:
+    closed = edition.local(deadline)
+    return ApiError(
+        409,
+        "voucher_deadline_passed",
+        f"Payment by bank transfer and the upload of its voucher closed at {closed:%Y-%m-%d %H:%M} Beijing time",
+        f"银行转账及上传汇款凭证已于北京时间{closed:%Y-%m-%d %H:%M}截止",
+    )
+
+
+# ------------------------------------------------------------------------------------------ orders
 
 
 async def _unpaid_members(ctx: ServiceContext, unit_id: str) -> tuple[str, dict[str, FeeKind]]:
@@ -104,26 +287,47 @@ async def _unpaid_members(ctx: ServiceContext, unit_id: str) -> tuple[str, dict[
     return unit.mission, {member.registration_id: member.fee_kind for member in unit.members}
 
 
+async def _gateway_payment(ctx: ServiceContext, order: PaymentOrder) -> QrCode:
+    """Where a QR code or B2B order is paid: asked of the gateway."""
+    gateway = gateway_for(ctx)
+    notify_url = f"{ctx.settings.payment_url}/v1/gateway/notify"
+    try:
+        if order.method is PaymentMethod.B2B:
+            return await gateway.create_b2b(
+                order_no=order.order_no, amount_fen=order.amount_fen, notify_url=notify_url
+            )
+        assert order.qr_channel is not None
+        return await gateway.create_qr(
+            order_no=order.order_no,
+            amount_fen=order.amount_fen,
+            channel=order.qr_channel,
+            notify_url=notify_url,
+        )
+    except httpx.HTTPError as exc:
+        raise ApiError(
+            503,
+            "gateway_unavailable",
+            "the payment gateway is not answering; try again",
+            "支付网关暂时无法访问，请稍后重试",
+        ) from exc
+
+
 @app.post("/v1/orders", status_code=201, response_model=OrderOut, responses=ERRORS, tags=["orders"])
 async def create_order(
     body: OrderIn,
     ctx: Ctx,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> OrderOut:
-    """Pay for a chosen set of the unit's unpaid people in one order. The same Idempotency-Key
-    returns the same order, so a double click pays once."""
+    """Pay for a chosen set of the unit's unpaid people in one order: by QR code or B2B (the answer
+    says where to pay), or by bank transfer (then upload the remittance voucher before the transfer
+    deadline; finance confirms it). The same Idempotency-Key returns the same order, so a double
+    click pays once."""
     if idempotency_key and (existing := await _load(ctx, idempotency_key=idempotency_key)):
         return _order_out(existing)
     edition = ctx.edition
-    deadline = edition.payment_deadline(body.method)
+    deadline = (await current_deadlines(ctx, edition.code)).closes(body.method)
     if utcnow() >= deadline:
-        closed = edition.local(deadline)
-        raise ApiError(
-            409,
-            "payment_closed",
-            f"Payment by {body.method.value} closed at {closed:%Y-%m-%d %H:%M} Beijing time",
-            f"该缴费方式已于北京时间{closed:%Y-%m-%d %H:%M}截止",
-        )
+        raise _payment_closed(edition, body.method, deadline)
     mission, unpaid = await _unpaid_members(ctx, body.unit_id)
     not_payable = sorted(set(body.registration_ids) - set(unpaid))
     if not_payable:
@@ -141,7 +345,7 @@ async def create_order(
                 .join(PaymentOrder)
                 .where(
                     OrderItem.registration_id.in_(body.registration_ids),
-                    PaymentOrder.status == OrderStatus.AWAITING_PAYMENT,
+                    PaymentOrder.status.in_(OPEN_ORDER_STATUSES),
                 )
             )
         ).all()
@@ -150,7 +354,7 @@ async def create_order(
             409,
             "already_in_open_order",
             f"already in an open order: {', '.join(sorted(in_open_order))}",
-            "部分人员已在待支付订单中",
+            "部分人员已在待支付或转账待确认的订单中",
             field="registration_ids",
         )
     items = [
@@ -164,27 +368,17 @@ async def create_order(
         unit_id=body.unit_id,
         mission=mission,
         method=body.method,
-        qr_channel=body.qr_channel,
+        qr_channel=(body.qr_channel or QrChannel.UNIONPAY) if body.method is PaymentMethod.QR else None,
         amount_fen=sum(item.amount_fen for item in items),
+        status=OrderStatus.AWAITING_PAYMENT,
         deadline=deadline,
         idempotency_key=idempotency_key,
         items=items,
+        invoices=[],
+        transfer_decisions=[],
     )
-    try:
-        qr = await gateway_for(ctx).create_qr(
-            order_no=order_no,
-            amount_fen=order.amount_fen,
-            channel=body.qr_channel,
-            notify_url=f"{ctx.settings.payment_url}/v1/gateway/notify",
-        )
-    except httpx.HTTPError as exc:
-        raise ApiError(
-            503,
-            "gateway_unavailable",
-            "the payment gateway is not answering; try again",
-            "支付网关暂时无法访问，请稍后重试",
-        ) from exc
-    order.qr_payload = qr.payload
+    if body.method is not PaymentMethod.TRANSFER:  # a transfer is paid at the bank: nothing to ask
+        order.qr_payload = (await _gateway_payment(ctx, order)).payload
     try:
         async with ctx.db.transaction() as session:
             session.add(order)
@@ -201,9 +395,13 @@ async def create_order(
                     amount_fen=order.amount_fen,
                     registration_ids=[item.registration_id for item in items],
                     deadline=deadline,
+                    expo_closes=edition.deadlines.expo_closes,
                 ),
                 id=payment_order_workflow_id(edition.code, order_no),
-                summary=f"Order {order_no} · unit {body.unit_id} · {len(items)} people · {order.amount_fen} fen",
+                summary=(
+                    f"Order {order_no} · {body.method.value} · unit {body.unit_id} · {len(items)} people"
+                    f" · {order.amount_fen} fen"
+                ),
             )
     except IntegrityError:
         # The same Idempotency-Key in a concurrent request (a double click): that order stands.
@@ -216,16 +414,240 @@ async def create_order(
 
 @app.get("/v1/orders/{order_no}", response_model=OrderOut, responses=ERRORS, tags=["orders"])
 async def get_order(order_no: str, ctx: Ctx) -> OrderOut:
-    order = await _load(ctx, order_no=order_no)
-    if order is None:
-        raise not_found("order", "订单")
-    return _order_out(order)
+    """The order: its status and deadline, where to pay, the transfer voucher and finance's
+    decisions on it, and its invoices."""
+    return _order_out(await _order(ctx, order_no))
+
+
+# ------------------------------------------------------------------------------------------ transfers
+
+
+def _transfer_order(order: PaymentOrder) -> PaymentOrder:
+    if order.method is not PaymentMethod.TRANSFER:
+        raise ApiError(
+            409,
+            "not_transfer_order",
+            "only bank transfer orders take a remittance voucher",
+            "只有银行转账订单需要上传汇款凭证",
+        )
+    return order
+
+
+def _voucher_prefix(order: PaymentOrder) -> str:
+    return f"{order.edition}/{order.order_no}/"
+
+
+async def _order_update(
+    ctx: ServiceContext, order: PaymentOrder, update: str, arg: c.Message
+) -> c.DecisionResult:
+    """Ask the order's workflow to take a voucher or a decision; its validator may refuse (409)."""
+    handle = ctx.temporal.get_workflow_handle(payment_order_workflow_id(order.edition, order.order_no))
+    try:
+        result: c.DecisionResult = await handle.execute_update(update, arg, result_type=c.DecisionResult)
+    except WorkflowUpdateFailedError as exc:
+        raise refused_by_workflow(exc) from exc
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        raise ApiError(409, "order_closed", "the order has closed", "该订单已关闭") from exc
+    return result
+
+
+@app.post(
+    "/v1/orders/{order_no}/voucher-upload",
+    response_model=VoucherUploadOut,
+    responses=ERRORS,
+    tags=["transfers"],
+)
+async def new_voucher_upload(
+    order_no: str, ctx: Ctx, body: Annotated[VoucherUploadIn | None, Body()] = None
+) -> VoucherUploadOut:
+    """A presigned URL to upload the bank remittance voucher (PDF or JPEG, at most 10 MiB) to; then
+    submit its key with ``POST /v1/orders/{order_no}/voucher``."""
+    order = _transfer_order(await _order(ctx, order_no))
+    if order.status is OrderStatus.PAID:
+        raise ApiError(409, "order_paid", "the order has been paid", "该订单已支付")
+    if order.status is OrderStatus.CLOSED:
+        raise ApiError(409, "order_closed", "the order has closed", "该订单已关闭")
+    if order.status is OrderStatus.AWAITING_CONFIRMATION:
+        raise ApiError(
+            409,
+            "voucher_pending",
+            "a voucher has been uploaded and awaits finance's confirmation",
+            "汇款凭证已上传，正在等待财务确认",
+        )
+    deadline = order.deadline
+    try:  # an extension the order has not heard of yet counts too
+        deadline = max(deadline, (await current_deadlines(ctx, order.edition)).transfer)
+    except httpx.HTTPError:
+        log.warning("current deadlines unavailable; order %s keeps its own", order.order_no)
+    if utcnow() >= deadline:
+        raise _voucher_deadline_passed(ctx.edition, deadline)
+    content_type = (body or VoucherUploadIn()).content_type
+    key = f"{_voucher_prefix(order)}{secrets.token_hex(8)}.{VOUCHER_TYPES[content_type]}"
+    url = ctx.store.presigned_put(ctx.settings.bucket_vouchers, key, content_type, VOUCHER_UPLOAD_SECONDS)
+    return VoucherUploadOut(
+        voucher_key=key, url=url, headers={"Content-Type": content_type}, expires_in=VOUCHER_UPLOAD_SECONDS
+    )
+
+
+@app.post(
+    "/v1/orders/{order_no}/voucher", response_model=TransferStatusOut, responses=ERRORS, tags=["transfers"]
+)
+async def submit_voucher(order_no: str, body: VoucherIn, ctx: Ctx) -> TransferStatusOut:
+    """Submit the uploaded remittance voucher: the order then awaits finance's confirmation."""
+    order = _transfer_order(await _order(ctx, order_no))
+    if not body.voucher_key.startswith(_voucher_prefix(order)) or ".." in body.voucher_key:
+        raise ApiError(
+            422,
+            "invalid_voucher_key",
+            "the voucher key is not one given for this order",
+            "汇款凭证标识不属于该订单",
+            field="voucher_key",
+        )
+    size = await ctx.store.size(ctx.settings.bucket_vouchers, body.voucher_key)
+    if not size:
+        raise ApiError(
+            422,
+            "voucher_missing",
+            "no voucher has been uploaded under this key",
+            "尚未上传汇款凭证",
+            field="voucher_key",
+        )
+    if size > VOUCHER_MAX_BYTES:
+        raise ApiError(
+            422,
+            "voucher_too_large",
+            "the voucher is larger than 10 MiB",
+            "汇款凭证不能超过10MB",
+            field="voucher_key",
+        )
+    result = await _order_update(
+        ctx, order, c.UPDATE_UPLOAD_VOUCHER, c.VoucherUpload(voucher_key=body.voucher_key)
+    )
+    return TransferStatusOut(order_no=order.order_no, status=result.status)
+
+
+@app.post(
+    "/v1/orders/{order_no}/transfer-decision",
+    response_model=TransferStatusOut,
+    responses=ERRORS,
+    tags=["transfers"],
+)
+async def decide_transfer(order_no: str, body: TransferDecisionIn, ctx: Ctx) -> TransferStatusOut:
+    """Finance: confirm a bank transfer against the bank statement (with the bank's reference), or
+    reject its voucher with a reason (the unit may upload another until the transfer deadline)."""
+    order = _transfer_order(await _order(ctx, order_no))
+    decision = c.TransferDecision(
+        decision=body.decision, reason=body.reason, reviewer=body.reviewer, bank_reference=body.bank_reference
+    )
+    result = await _order_update(ctx, order, c.UPDATE_CONFIRM_TRANSFER, decision)
+    return TransferStatusOut(order_no=order.order_no, status=result.status)
+
+
+@app.get("/v1/transfers", response_model=list[OrderOut], tags=["transfers"])
+async def list_transfers(
+    ctx: Ctx,
+    status: Annotated[OrderStatus, Query()] = OrderStatus.AWAITING_CONFIRMATION,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[OrderOut]:
+    """Finance's queue: bank transfer orders in ``status`` (by default those whose voucher awaits
+    confirmation), the longest waiting first."""
+    async with ctx.db.sessions() as session:
+        orders = (
+            await session.scalars(
+                select(PaymentOrder)
+                .options(*_WITH_DETAILS)
+                .where(PaymentOrder.method == PaymentMethod.TRANSFER, PaymentOrder.status == status)
+                .order_by(
+                    PaymentOrder.voucher_uploaded_at.asc().nulls_last(),
+                    PaymentOrder.created_at,
+                    PaymentOrder.order_no,
+                )
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    return [_order_out(order) for order in orders]
+
+
+# ------------------------------------------------------------------------------------------ invoices
+
+
+@app.post(
+    "/v1/orders/{order_no}/invoice",
+    status_code=201,
+    response_model=InvoiceOut,
+    responses=ERRORS,
+    tags=["invoices"],
+)
+async def request_invoice(order_no: str, body: InvoiceIn, ctx: Ctx) -> InvoiceOut:
+    """Apply for the electronic VAT invoice (regular or special) of a paid order, for what it paid
+    less any refunds. One invoice stands per order: a later refund voids it and issues another."""
+    async with ctx.db.transaction() as session:
+        order = await session.get(PaymentOrder, order_no, with_for_update=True)
+        if order is None:
+            raise not_found("order", "订单")
+        if order.status is not OrderStatus.PAID:
+            raise ApiError(
+                409, "not_paid", "an invoice is issued once the order is paid", "订单支付后方可申请发票"
+            )
+        existing = await session.scalar(
+            select(Invoice.invoice_no).where(
+                Invoice.order_no == order_no, Invoice.status == InvoiceStatus.ISSUED
+            )
+        )
+        if existing is not None:
+            raise _invoice_exists(existing)
+        amount = await refunds.remaining_paid(session, order)
+        if amount <= 0:
+            raise ApiError(
+                409, "nothing_to_invoice", "the whole order has been refunded", "该订单已全额退款，无需开票"
+            )
+        invoice = Invoice(
+            invoice_no=new_id("I"),
+            order_no=order_no,
+            kind=body.kind,
+            title=body.title,
+            taxpayer_id=body.taxpayer_id,
+            amount_fen=amount,
+            status=InvoiceStatus.ISSUED,
+            issued_at=utcnow(),
+        )
+        session.add(invoice)
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # another request issued one at the same moment
+            raise _invoice_exists(None) from exc
+    return _invoice_out(invoice)
+
+
+def _invoice_exists(invoice_no: str | None) -> ApiError:
+    return ApiError(
+        409,
+        "invoice_exists",
+        f"an invoice has already been issued for this order{f' ({invoice_no})' if invoice_no else ''}",
+        f"该订单已开具发票{f'（{invoice_no}）' if invoice_no else ''}",
+    )
+
+
+@app.get(
+    "/v1/orders/{order_no}/invoices", response_model=list[InvoiceOut], responses=ERRORS, tags=["invoices"]
+)
+async def list_invoices(order_no: str, ctx: Ctx) -> list[InvoiceOut]:
+    """Every invoice of the order, voided ones too, in the order they were issued."""
+    return [_invoice_out(invoice) for invoice in (await _order(ctx, order_no)).invoices]
+
+
+# ------------------------------------------------------------------------------------------ gateway
 
 
 @app.post("/v1/gateway/notify", response_class=PlainTextResponse, tags=["gateway"])
 async def gateway_notify(request: Request, ctx: Ctx) -> str:
     """The gateway's signed payment notice. Verified, stored once per transaction, passed to the
-    order's workflow (which counts each transaction once), acknowledged with ``success``."""
+    order's workflow (which counts each transaction once), acknowledged with ``success``. Money
+    for an order whose workflow has closed is refunded here, so the gateway stops calling."""
     body = await request.body()
     try:
         signing.verify(ctx.settings.gateway_key.get_secret_value(), dict(request.headers), body, utcnow())
@@ -251,10 +673,56 @@ async def gateway_notify(request: Request, ctx: Ctx) -> str:
                     callback=callback.model_dump(),
                 )
             )
-    await ctx.temporal.get_workflow_handle(payment_order_workflow_id(order.edition, order.order_no)).signal(
-        c.SIGNAL_GATEWAY_CONFIRMATION,
-        c.GatewayConfirmation(
-            transaction_id=callback.transaction_id, amount_fen=callback.amount_fen, paid_at=paid_at
-        ),
-    )
+    try:
+        await ctx.temporal.get_workflow_handle(
+            payment_order_workflow_id(order.edition, order.order_no)
+        ).signal(
+            c.SIGNAL_GATEWAY_CONFIRMATION,
+            c.GatewayConfirmation(
+                transaction_id=callback.transaction_id, amount_fen=callback.amount_fen, paid_at=paid_at
+            ),
+        )
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        await _refund_late(ctx, order, callback)
     return "success"
+
+
+async def _refund_late(ctx: ServiceContext, order: PaymentOrder, callback: Callback) -> None:
+    """Money for an order whose workflow has closed: nobody else will answer it, so it goes back,
+    unless the workflow already dealt with that transaction (it paid the order, or was refunded)."""
+    async with ctx.db.sessions() as session:
+        handled = order.transaction_id == callback.transaction_id or (
+            await session.scalar(
+                select(Refund.refund_no).where(
+                    Refund.transaction_id == callback.transaction_id,
+                    Refund.refund_key != f"late:{callback.transaction_id}",
+                )
+            )
+        )
+    if handled:
+        return
+    request = c.RefundRequest(
+        refund_key=f"late:{callback.transaction_id}",
+        order_no=order.order_no,
+        transaction_id=callback.transaction_id,
+        amount_fen=callback.amount_fen,
+        reason="the order had closed when the payment arrived",
+    )
+    try:
+        result = await refunds.refund(ctx.db, gateway_for(ctx), request)
+    except (refunds.RefundError, httpx.HTTPError) as exc:
+        log.warning("late payment %s could not be refunded yet: %s", callback.transaction_id, exc)
+        raise ApiError(
+            503,
+            "refund_pending",
+            "the late payment could not be refunded yet; try again",
+            "退款暂未完成，请稍后重试",
+        ) from exc
+    log.info(
+        "late payment %s for closed order %s refunded as %s",
+        callback.transaction_id,
+        order.order_no,
+        result.refund_no,
+    )

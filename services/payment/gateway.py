@@ -42,6 +42,10 @@ class PaymentGateway(Protocol):
         self, *, order_no: str, amount_fen: int, channel: QrChannel, notify_url: str
     ) -> QrCode: ...
 
+    async def create_b2b(self, *, order_no: str, amount_fen: int, notify_url: str) -> QrCode:
+        """A B2B (enterprise online banking) payment: the payload is the page the unit pays on."""
+        ...
+
     async def refund(self, *, refund_no: str, transaction_id: str, amount_fen: int) -> GatewayRefund: ...
 
 
@@ -73,6 +77,14 @@ class SandboxGateway:
                 "channel": channel.value,
                 "notify_url": notify_url,
             },
+        )
+        return QrCode.model_validate(result)
+
+    async def create_b2b(self, *, order_no: str, amount_fen: int, notify_url: str) -> QrCode:
+        # The sandbox treats a B2B payment like a QR code: a page to pay on, then the same callback.
+        result = await self._post(
+            "/v1/qr",
+            {"order_no": order_no, "amount_fen": amount_fen, "channel": "b2b", "notify_url": notify_url},
         )
         return QrCode.model_validate(result)
 

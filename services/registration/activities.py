@@ -1,17 +1,44 @@
-"""Activities the workflows call on the registration service: writing the buyer-facing read model."""
+"""Activities the workflows call on the registration service: writing the buyer-facing read model,
+applying the changes buyers saved, and the payment deadlines (what they are, telling the waiting)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
-from services.registration.models import PersonRegistration, RegistrationEvent, Unit, UnitReviewEvent
+from services.registration.deadlines import current_payment_deadlines
+from services.registration.models import (
+    PersonRegistration,
+    PersonRevision,
+    RegistrationEvent,
+    RevisionStatus,
+    Unit,
+    UnitReviewEvent,
+    UnitRevision,
+)
+from services.registration.revisions import apply_person, apply_unit
 from shared import contracts as c
+from shared.catalogue import Edition
+from shared.db import utcnow
 from shared.service import ServiceContext
+from shared.types import RegistrationStatus
+
+# Registrations whose workflow waits on the payment deadlines: told when the organiser extends them.
+AWAITING_PAYMENT = (
+    RegistrationStatus.SUBMITTED,
+    RegistrationStatus.UNIT_REJECTED,
+    RegistrationStatus.UNPAID,
+    RegistrationStatus.AWAITING_TRANSFER_CONFIRMATION,
+)
+ANNOUNCE_BATCH = 500
+ANNOUNCE_CONCURRENCY = 50  # signals in flight at once
 
 
 class RegistrationActivities:
@@ -71,7 +98,111 @@ class RegistrationActivities:
                 unit.status = change.status
                 unit.reject_reason = change.reason
 
+    @activity.defn(name=c.CURRENT_PAYMENT_DEADLINES.name)
+    async def current_payment_deadlines(self, ref: c.EditionRef) -> c.PaymentDeadlines:
+        edition = self._edition(ref.edition)
+        async with self.ctx.db.sessions() as session:
+            return await current_payment_deadlines(session, edition)
+
+    @activity.defn(name=c.APPLY_REVISION.name)
+    async def apply_revision(self, request: c.ApplyRevision) -> None:
+        """Copy a pending revision onto its unit or person; applying it again changes nothing."""
+        async with self.ctx.db.transaction() as session:
+            revision: UnitRevision | PersonRevision | None
+            if request.kind is c.ReviewKind.UNIT:
+                revision = await session.get(UnitRevision, request.revision_id, with_for_update=True)
+                owner = revision.unit_id if revision else None
+            else:
+                revision = await session.get(PersonRevision, request.revision_id, with_for_update=True)
+                owner = revision.registration_id if revision else None
+            if revision is None or owner != request.subject_id:
+                raise ApplicationError(
+                    f"no {request.kind.value} revision {request.revision_id} of {request.subject_id}",
+                    type="unknown_revision",
+                    non_retryable=True,
+                )
+            if revision.status is RevisionStatus.APPLIED:
+                return
+            if revision.status is RevisionStatus.DISCARDED:
+                raise ApplicationError(
+                    f"revision {revision.id} was discarded", type="revision_discarded", non_retryable=True
+                )
+            if isinstance(revision, UnitRevision):
+                unit = await session.get(Unit, revision.unit_id)
+                assert unit is not None  # a foreign key
+                apply_unit(unit, revision.data)
+                conflict = ("unit_already_registered", "another unit of the edition has this credit code")
+            else:
+                person = await session.get(PersonRegistration, revision.registration_id)
+                assert person is not None
+                apply_person(person, revision.id, revision.data, revision.substitution)
+                conflict = ("already_registered", "this person is already registered for the edition")
+            revision.status = RevisionStatus.APPLIED
+            revision.applied_at = utcnow()
+            try:
+                await session.flush()
+            except IntegrityError as exc:  # a unit or person registered since the API checked
+                raise ApplicationError(conflict[1], type=conflict[0], non_retryable=True) from exc
+
+    @activity.defn(name=c.ANNOUNCE_DEADLINES_TO_REGISTRATIONS.name)
+    async def announce_deadlines(self, announcement: c.AnnounceDeadlines) -> c.Announced:
+        """Signal every registration of the edition that waits on the payment deadlines, in batches by
+        registration id; a retry resumes after the last batch heartbeated. Closed workflows are skipped."""
+        self._edition(announcement.edition)
+        details = activity.info().heartbeat_details
+        last_id: str = details[0] if details else ""
+        signalled: int = details[1] if len(details) > 1 else 0
+        limit = asyncio.Semaphore(ANNOUNCE_CONCURRENCY)
+
+        async def tell(workflow_id: str) -> int:
+            async with limit:
+                try:
+                    await self.ctx.temporal.get_workflow_handle(workflow_id).signal(
+                        c.SIGNAL_DEADLINES_EXTENDED, announcement.deadlines
+                    )
+                except RPCError as exc:
+                    if exc.status is RPCStatusCode.NOT_FOUND:  # closed (expired, withdrawn...) or gone
+                        return 0
+                    raise
+                return 1
+
+        while True:
+            async with self.ctx.db.sessions() as session:
+                batch = (
+                    await session.execute(
+                        select(PersonRegistration.id, PersonRegistration.workflow_id)
+                        .where(
+                            PersonRegistration.edition == announcement.edition,
+                            PersonRegistration.status.in_(AWAITING_PAYMENT),
+                            PersonRegistration.id > last_id,
+                        )
+                        .order_by(PersonRegistration.id)
+                        .limit(ANNOUNCE_BATCH)
+                    )
+                ).all()
+            if not batch:
+                return c.Announced(signalled=signalled)
+            signalled += sum(await asyncio.gather(*(tell(workflow_id) for _, workflow_id in batch)))
+            last_id = batch[-1].id
+            activity.heartbeat(last_id, signalled)
+
+    def _edition(self, code: str) -> Edition:
+        edition = self.ctx.edition
+        if code != edition.code:
+            raise ApplicationError(
+                f"this deployment serves {edition.code}, not {code}",
+                type="unknown_edition",
+                non_retryable=True,
+            )
+        return edition
+
 
 def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:
     acts = RegistrationActivities(ctx)
-    return [acts.record_status, acts.record_unit_status]
+    return [
+        acts.record_status,
+        acts.record_unit_status,
+        acts.current_payment_deadlines,
+        acts.apply_revision,
+        acts.announce_deadlines,
+    ]

@@ -3,35 +3,55 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Body, Depends, Query
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from services.registration import validation
-from services.registration.missions import place_unit
-from services.registration.models import PersonRegistration, Unit
+from services.registration.deadlines import current_payment_deadlines, extended
+from services.registration.models import (
+    PaymentDeadlineExtension,
+    PersonRegistration,
+    PersonRevision,
+    RevisionStatus,
+    Unit,
+    UnitRevision,
+)
 from services.registration.progress import NEXT_ACTION
+from services.registration.revisions import Identity, PersonalData, unit_data
 from services.registration.schemas import (
+    DeadlineExtensionIn,
+    DeadlineExtensionOut,
+    DeliveryAddressIn,
+    InstantOut,
     NextAction,
+    PaymentDeadlinesOut,
+    PersonChangeIn,
     PersonIn,
     PersonOut,
     PhotoUploadOut,
+    RegistrationStatusOut,
     StatusLabel,
     TimelineOut,
     TimelineStepOut,
     UnitIn,
     UnitOut,
+    WithdrawalIn,
 )
 from shared import contracts as c
-from shared.catalogue import Edition, load_missions
+from shared.catalogue import Edition, load_edition
 from shared.db import utcnow
-from shared.http import ApiError, ErrorBody, not_found, require_internal
+from shared.http import ApiError, ErrorBody, not_found, refused_by_workflow, require_internal
 from shared.ids import new_id
 from shared.records import (
     DeliveryAddress,
@@ -42,7 +62,7 @@ from shared.records import (
 )
 from shared.service import ServiceContext, context, create_service_app
 from shared.temporal import registration_workflow_id, start_workflow, unit_workflow_id
-from shared.types import Affiliation, DeliveryMethod, FeeKind, IdType, RegistrationStatus
+from shared.types import DeliveryMethod, FeeKind, IdType, PaymentMethod, RegistrationStatus
 
 app = create_service_app(
     "registration",
@@ -57,13 +77,7 @@ PHOTO_UPLOAD_SECONDS = 900
 
 def ensure_registration_open(edition: Edition) -> None:
     if not edition.registration_open(utcnow()):
-        closes = edition.local(edition.deadlines.registration_closes)
-        raise ApiError(
-            409,
-            "registration_closed",
-            f"Registration closed at {closes:%Y-%m-%d %H:%M} Beijing time. There is no on-site registration.",
-            f"报名已于北京时间{closes:%Y-%m-%d %H:%M}截止，展会不设现场报名。",
-        )
+        raise registration_closed(edition)
 
 
 # ------------------------------------------------------------------------------------------ units
@@ -74,66 +88,20 @@ async def register_unit(body: UnitIn, ctx: Ctx) -> Unit:
     """Register a unit (affiliation) and put it in its trade mission's review queue."""
     edition = ctx.edition
     ensure_registration_open(edition)
-    domestic = body.mission.affiliation is not Affiliation.OVERSEAS
-    credit_code = None
-    if domestic:
-        if not body.credit_code:
-            raise validation.invalid(
-                "credit_code",
-                "credit_code_required",
-                "a domestic unit needs its credit code",
-                "请填写统一社会信用代码",
-            )
-        credit_code = validation.credit_code(body.credit_code)
-    elif not body.registration_no:
-        raise validation.invalid(
-            "registration_no",
-            "registration_no_required",
-            "an overseas unit needs its registration number",
-            "境外单位请填写注册号",
-        )
-    placement = place_unit(
-        load_missions(),
-        affiliation=body.mission.affiliation,
-        credit_code=credit_code,
-        chosen_mission=body.mission.mission,
-        chosen_sub_mission=body.mission.sub_mission,
-        referral_code=body.mission.referral_code,
-    )
+    data = unit_data(body)
     unit_id = new_id("U")
     unit = Unit(
         id=unit_id,
         edition=edition.code,
-        kind=body.kind,
-        affiliation=body.mission.affiliation,
-        name=body.name,
-        credit_code=credit_code,
-        country="CN" if domestic else body.country,
-        foreign_registration_no=None if domestic else body.registration_no,
-        address=body.address,
-        industry=body.industry,
-        contact_name=body.contact.name,
-        contact_mobile=validation.mobile(body.contact.mobile, "contact.mobile"),
-        contact_email=str(body.contact.email),
-        mission=placement.mission,
-        sub_mission=placement.sub_mission,
-        statistics_mission=placement.statistics_mission,
-        statistics_sub_mission=placement.statistics_sub_mission,
-        referral_code=placement.referral_code,
         workflow_id=unit_workflow_id(edition.code, unit_id),
+        **data.model_dump(),
     )
     async with ctx.db.transaction() as session:
         session.add(unit)
         try:
             await session.flush()
         except IntegrityError as exc:
-            raise ApiError(
-                409,
-                "unit_already_registered",
-                "this unit is already registered for the edition",
-                "该单位已报名本届展会",
-                field="credit_code",
-            ) from exc
+            raise unit_already_registered() from exc
         # Started inside the transaction: if Temporal refuses, nothing is saved and the buyer retries.
         await start_workflow(
             ctx.temporal,
@@ -141,15 +109,25 @@ async def register_unit(body: UnitIn, ctx: Ctx) -> Unit:
             c.UnitStart(
                 edition=edition.code,
                 unit_id=unit_id,
-                mission=placement.mission,
-                sub_mission=placement.sub_mission,
+                mission=unit.mission,
+                sub_mission=unit.sub_mission,
                 registration_closes=edition.deadlines.registration_closes,
                 expo_closes=edition.deadlines.expo_closes,
             ),
             id=unit.workflow_id,
-            summary=f"Unit {unit_id} · {placement.mission}",
+            summary=f"Unit {unit_id} · {unit.mission}",
         )
     return unit
+
+
+def unit_already_registered() -> ApiError:
+    return ApiError(
+        409,
+        "unit_already_registered",
+        "this unit is already registered for the edition",
+        "该单位已报名本届展会",
+        field="credit_code",
+    )
 
 
 @app.get("/v1/units/{unit_id}", response_model=UnitOut, responses=ERRORS, tags=["units"])
@@ -159,6 +137,111 @@ async def get_unit(unit_id: str, ctx: Ctx) -> Unit:
     if unit is None:
         raise not_found("unit", "单位")
     return unit
+
+
+@app.put("/v1/units/{unit_id}", response_model=UnitOut, responses=ERRORS, tags=["units"])
+async def change_unit(unit_id: str, body: UnitIn, ctx: Ctx) -> Unit:
+    """Modify the unit's data (checked as at registration) until registration closes: a rejected unit
+    is resubmitted, an approved one is reviewed again. The unit stays in its trade mission."""
+    edition = ctx.edition
+    ensure_registration_open(edition)
+    data = unit_data(body)
+    revision_id = new_id("V")
+    async with ctx.db.transaction() as session:
+        unit = await session.get(Unit, unit_id)
+        if unit is None:
+            raise not_found("unit", "单位")
+        if (data.mission, data.sub_mission) != (unit.mission, unit.sub_mission):
+            # The unit's workflow, its members' and the review queue are the mission's.
+            raise ApiError(
+                409,
+                "mission_fixed",
+                f"the unit belongs to the trade mission {unit.mission}"
+                f"{f' ({unit.sub_mission})' if unit.sub_mission else ''}; the new data would place it in"
+                f" {data.mission}{f' ({data.sub_mission})' if data.sub_mission else ''}, and a registered"
+                " unit cannot move: contact your trade mission's secretariat",
+                "单位报名后不能更换所属交易团（分团），如需调整请联系交易团秘书处",
+                field="mission",
+            )
+        if data.credit_code and data.credit_code != unit.credit_code:
+            taken = await session.scalar(
+                select(Unit.id).where(
+                    Unit.edition == unit.edition, Unit.credit_code == data.credit_code, Unit.id != unit.id
+                )
+            )
+            if taken is not None:
+                raise unit_already_registered()
+        session.add(UnitRevision(id=revision_id, unit_id=unit.id, data=data.model_dump(mode="json")))
+    change = c.UnitChange(revision_id=revision_id)
+    await _change(ctx, UnitRevision, revision_id, unit.workflow_id, c.UPDATE_CHANGE_UNIT, change)
+    async with ctx.db.sessions() as session:
+        changed = await session.get(Unit, unit_id)
+    assert changed is not None
+    return changed
+
+
+async def _change(
+    ctx: ServiceContext,
+    revisions: type[UnitRevision] | type[PersonRevision],
+    revision_id: str,
+    workflow_id: str,
+    update_name: str,
+    change: c.UnitChange | c.PersonChange,
+) -> c.DecisionResult:
+    """Ask the workflow to apply a saved revision (its update applies it if its rules allow); a refusal
+    discards the revision and answers 409 with the workflow's code."""
+    try:
+        result: c.DecisionResult = await ctx.temporal.get_workflow_handle(workflow_id).execute_update(
+            update_name, change, result_type=c.DecisionResult
+        )
+        return result
+    except WorkflowUpdateFailedError as exc:
+        refusal = _refusal(exc)
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise  # unknown whether the workflow took it: the revision stays pending
+        # The workflow has closed: the edition is over for a unit, the registration for a person.
+        refusal = registration_ended() if revisions is PersonRevision else registration_closed(ctx.edition)
+    async with ctx.db.transaction() as session:
+        await session.execute(
+            update(revisions)
+            .where(revisions.id == revision_id, revisions.status == RevisionStatus.PENDING)
+            .values(status=RevisionStatus.DISCARDED)
+        )
+    raise refusal
+
+
+def _refusal(error: WorkflowUpdateFailedError) -> ApiError:
+    """The workflow's refusal; or, when applying the revision itself failed (someone registered the
+    same unit or person in the meantime), that conflict."""
+    activity_failure = error.cause
+    if isinstance(activity_failure, ActivityError) and isinstance(activity_failure.cause, ApplicationError):
+        conflict = {
+            "unit_already_registered": unit_already_registered,
+            "already_registered": already_registered,
+        }
+        if activity_failure.cause.type in conflict:
+            return conflict[activity_failure.cause.type]()
+    return refused_by_workflow(error)
+
+
+def registration_closed(edition: Edition) -> ApiError:
+    closes = edition.local(edition.deadlines.registration_closes)
+    return ApiError(
+        409,
+        "registration_closed",
+        f"Registration closed at {closes:%Y-%m-%d %H:%M} Beijing time. There is no on-site registration.",
+        f"报名已于北京时间{closes:%Y-%m-%d %H:%M}截止，展会不设现场报名。",
+    )
+
+
+def registration_ended() -> ApiError:
+    return ApiError(
+        409,
+        "registration_ended",
+        "the registration has ended (expired, withdrawn or refunded)",
+        "该报名已结束（已过期、已撤回或已退款）",
+    )
 
 
 # ------------------------------------------------------------------------------------------ people
@@ -186,57 +269,43 @@ def _person_out(
         delivery_method=person.delivery_method,
         status=_label(person.status),
         deadline=edition.local(person.deadline) if person.deadline else None,
+        revalidate_certificate_no=person.previous_certificate_no,
         photo_uploaded=person.photo_key is not None,
         photo_upload=upload,
     )
 
 
-def _check_delivery(body: PersonIn, unit: Unit) -> None:
-    if body.delivery_method is DeliveryMethod.EXPRESS:
-        if body.delivery_address is None:
+def _check_delivery(
+    method: DeliveryMethod, address: DeliveryAddressIn | None, unit: Unit, nationality: str
+) -> dict[str, str] | None:
+    """The delivery method suits the person (FAQ VIII); answers the address to store."""
+    if method is DeliveryMethod.EXPRESS:
+        if address is None:
             raise validation.invalid(
                 "delivery_address",
                 "address_required",
                 "express delivery needs an address",
                 "快递寄送请填写收件地址",
             )
-        validation.mobile(body.delivery_address.mobile, "delivery_address.mobile")
-        if not is_mainland_mobile(validation.mobile(body.delivery_address.mobile)):
+        if not is_mainland_mobile(validation.mobile(address.mobile, "delivery_address.mobile")):
             raise validation.invalid(
                 "delivery_address.mobile",
                 "mainland_only",
                 "express delivery is for the Chinese mainland only",
                 "快递寄送仅限中国大陆地区",
             )
-    if (
-        body.delivery_method is DeliveryMethod.ONSITE_PICKUP
-        and unit.country == "CN"
-        and body.nationality == "CN"
-    ):
+    if method is DeliveryMethod.ONSITE_PICKUP and unit.country == "CN" and nationality == "CN":
         raise validation.invalid(
             "delivery_method",
             "onsite_pickup_overseas_only",
             "on-site pickup is for overseas buyers",
             "现场领取仅适用于境外采购商",
         )
+    return address.model_dump() if address else None
 
 
-def _photo_upload(ctx: ServiceContext, key: str) -> PhotoUploadOut:
-    url = ctx.store.presigned_put(ctx.settings.bucket_photos, key, "image/jpeg", PHOTO_UPLOAD_SECONDS)
-    return PhotoUploadOut(url=url, headers={"Content-Type": "image/jpeg"}, expires_in=PHOTO_UPLOAD_SECONDS)
-
-
-def _photo_key(person: PersonRegistration) -> str:
-    return f"{person.edition}/{person.unit_id}/{person.id}.jpg"
-
-
-@app.post(
-    "/v1/units/{unit_id}/people", status_code=201, response_model=PersonOut, responses=ERRORS, tags=["people"]
-)
-async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
-    """Register a person of the unit. The answer carries a presigned URL to upload the photo to."""
-    edition = ctx.edition
-    ensure_registration_open(edition)
+def _identity(body: PersonIn, unit: Unit) -> Identity:
+    """A person's validated identity and data, as at registration (the same for a substitute)."""
     id_number = validation.id_number(body.id_type, body.id_number)
     if body.id_type is IdType.RESIDENT_ID and body.nationality != "CN":
         raise validation.invalid(
@@ -245,41 +314,126 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
             "a resident identity card holder is a Chinese national",
             "持居民身份证者国籍应为中国",
         )
-    mobile = validation.mobile(body.mobile)
+    return Identity(
+        id_type=body.id_type,
+        id_number=id_number,
+        nationality=body.nationality,
+        **_personal_data(body, body.delivery_method, unit, body.nationality).model_dump(),
+    )
+
+
+def _personal_data(
+    body: PersonChangeIn, method: DeliveryMethod, unit: Unit, nationality: str
+) -> PersonalData:
+    return PersonalData(
+        name=body.name,
+        mobile=validation.mobile(body.mobile),
+        email=str(body.email),
+        job_title=body.job_title,
+        personnel_label=body.personnel_label,
+        delivery_address=_check_delivery(method, body.delivery_address, unit, nationality),
+    )
+
+
+def already_registered() -> ApiError:
+    return ApiError(
+        409,
+        "already_registered",
+        "this person is already registered for the edition",
+        "该人员已报名本届展会，每人每届只能报名一次",
+        field="id_number",
+    )
+
+
+def previous_edition_number(edition: Edition) -> int | None:
+    """The number of the edition whose certificates may be re-validated (FAQ VII), if any."""
+    if edition.previous_edition is None:
+        return None
+    try:
+        return load_edition(edition.previous_edition).number
+    except LookupError:  # past editions' files need not be shipped: editions are numbered in turn
+        return edition.number - 1
+
+
+def _revalidated_certificate(edition: Edition, value: str) -> str:
+    field = "revalidate_certificate_no"
+    previous = previous_edition_number(edition)
+    if previous is None:
+        raise validation.invalid(
+            field,
+            "revalidation_not_offered",
+            "this edition re-validates no certificates",
+            "本届展会不办理证件延续使用",
+        )
+    number = value.strip().upper()
+    if not re.fullmatch(rf"B{previous:02d}-[0-9]{{7}}", number):
+        raise validation.invalid(
+            field,
+            "invalid_certificate_no",
+            f"not a certificate number of the previous edition (they look like B{previous:02d}-0001234)",
+            f"上届证件编号格式有误（应形如B{previous:02d}-0001234）",
+        )
+    return number
+
+
+def _photo_upload(ctx: ServiceContext, key: str) -> PhotoUploadOut:
+    url = ctx.store.presigned_put(ctx.settings.bucket_photos, key, "image/jpeg", PHOTO_UPLOAD_SECONDS)
+    return PhotoUploadOut(url=url, headers={"Content-Type": "image/jpeg"}, expires_in=PHOTO_UPLOAD_SECONDS)
+
+
+def _photo_key(person: PersonRegistration) -> str:
+    """Where the person's photo goes: a substitute's is their own, never the predecessor's."""
+    suffix = f"-{person.identity_revision_id}" if person.identity_revision_id else ""
+    return f"{person.edition}/{person.unit_id}/{person.id}{suffix}.jpg"
+
+
+@app.post(
+    "/v1/units/{unit_id}/people", status_code=201, response_model=PersonOut, responses=ERRORS, tags=["people"]
+)
+async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
+    """Register a person of the unit. The answer carries a presigned URL to upload the photo to.
+
+    Holders of the previous edition's certificate whose data is unchanged give its number
+    (``revalidate_certificate_no``) to re-validate it at the re-validation fee (FAQ VII)."""
+    edition = ctx.edition
+    ensure_registration_open(edition)
+    previous_certificate_no = None
+    if body.revalidate_certificate_no is not None:
+        previous_certificate_no = _revalidated_certificate(edition, body.revalidate_certificate_no)
     registration_id = new_id("R")
     async with ctx.db.transaction() as session:
         unit = await session.get(Unit, unit_id)
         if unit is None:
             raise not_found("unit", "单位")
-        _check_delivery(body, unit)
+        identity = _identity(body, unit)
+        if previous_certificate_no is not None and await session.scalar(
+            select(PersonRegistration.id).where(
+                PersonRegistration.edition == edition.code,
+                PersonRegistration.previous_certificate_no == previous_certificate_no,
+            )
+        ):
+            raise ApiError(
+                409,
+                "certificate_already_revalidated",
+                "this certificate is already being re-validated for the edition",
+                "该证件已申请本届延续使用",
+                field="revalidate_certificate_no",
+            )
         person = PersonRegistration(
             id=registration_id,
             edition=edition.code,
             unit_id=unit.id,
-            name=body.name,
-            id_type=body.id_type,
-            id_number=id_number,
-            nationality=body.nationality,
-            mobile=mobile,
-            email=str(body.email),
-            job_title=body.job_title,
-            personnel_label=body.personnel_label,
-            fee_kind=FeeKind.STANDARD,
+            fee_kind=FeeKind.STANDARD if previous_certificate_no is None else FeeKind.REVALIDATION,
+            previous_certificate_no=previous_certificate_no,
             delivery_method=body.delivery_method,
-            delivery_address=body.delivery_address.model_dump() if body.delivery_address else None,
             workflow_id=registration_workflow_id(edition.code, registration_id),
+            **identity.model_dump(),
         )
         session.add(person)
         try:
             await session.flush()
         except IntegrityError as exc:
-            raise ApiError(
-                409,
-                "already_registered",
-                "this person is already registered for the edition",
-                "该人员已报名本届展会，每人每届只能报名一次",
-                field="id_number",
-            ) from exc
+            raise already_registered() from exc
         await start_workflow(
             ctx.temporal,
             "BuyerRegistration",
@@ -292,8 +446,9 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
                 sub_mission=unit.sub_mission,
                 fee_kind=person.fee_kind,
                 delivery_method=person.delivery_method,
-                payment_deadline=edition.latest_payment_deadline,
+                payment_deadlines=await current_payment_deadlines(session, edition),
                 expo_closes=edition.deadlines.expo_closes,
+                previous_certificate_no=previous_certificate_no,
             ),
             id=person.workflow_id,
             summary=f"Registration {registration_id} · unit {unit.id} · {unit.mission}",
@@ -302,7 +457,11 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
 
 
 async def _person(session: AsyncSession, registration_id: str) -> PersonRegistration:
-    person = await session.get(PersonRegistration, registration_id)
+    person = await session.scalar(
+        select(PersonRegistration)
+        .where(PersonRegistration.id == registration_id)
+        .options(selectinload(PersonRegistration.unit))
+    )
     if person is None:
         raise not_found("registration", "报名记录")
     return person
@@ -312,6 +471,113 @@ async def _person(session: AsyncSession, registration_id: str) -> PersonRegistra
 async def get_person(registration_id: str, ctx: Ctx) -> PersonOut:
     async with ctx.db.sessions() as session:
         return _person_out(await _person(session, registration_id), ctx.edition)
+
+
+@app.put("/v1/registrations/{registration_id}", response_model=PersonOut, responses=ERRORS, tags=["people"])
+async def change_person(registration_id: str, body: PersonChangeIn, ctx: Ctx) -> PersonOut:
+    """Change personal data before the personnel review passes (under review, it is reviewed anew).
+
+    A re-validated certificate is unchanged: its holder's name and personnel label stay (FAQ VII)."""
+    revision_id = new_id("V")
+    async with ctx.db.transaction() as session:
+        person = await _person(session, registration_id)
+        data = _personal_data(body, person.delivery_method, person.unit, person.nationality)
+        if person.fee_kind is FeeKind.REVALIDATION:
+            for field in ("name", "personnel_label"):
+                if getattr(data, field) != getattr(person, field):
+                    raise ApiError(
+                        409,
+                        "certificate_data_fixed",
+                        "a re-validated certificate keeps the data printed on it: the name and personnel"
+                        " label cannot change",
+                        "证件延续使用须证件信息不变，姓名和人员标签不能修改",
+                        field=field,
+                    )
+        session.add(
+            PersonRevision(id=revision_id, registration_id=person.id, data=data.model_dump(mode="json"))
+        )
+    change = c.PersonChange(revision_id=revision_id, substitution=False)
+    await _change(ctx, PersonRevision, revision_id, person.workflow_id, c.UPDATE_CHANGE_PERSON, change)
+    async with ctx.db.sessions() as session:
+        return _person_out(await _person(session, registration_id), ctx.edition)
+
+
+@app.post(
+    "/v1/registrations/{registration_id}/substitute",
+    response_model=PersonOut,
+    responses=ERRORS,
+    tags=["people"],
+)
+async def substitute_person(registration_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
+    """Another person takes this place before the personnel review passes (FAQ X): the registration
+    and its payment stay, the new person is reviewed and uploads their own photo (URL in the answer).
+    The delivery method stays as registered."""
+    edition = ctx.edition
+    if body.revalidate_certificate_no is not None:
+        raise validation.invalid(
+            "revalidate_certificate_no",
+            "revalidation_needs_own_registration",
+            "a certificate is re-validated by its holder's own registration, not as a substitute",
+            "证件延续使用须由原持证人本人报名办理，不能以换人方式办理",
+        )
+    revision_id = new_id("V")
+    async with ctx.db.transaction() as session:
+        person = await _person(session, registration_id)
+        if body.delivery_method is not person.delivery_method:
+            raise validation.invalid(
+                "delivery_method",
+                "delivery_method_fixed",
+                f"the certificate is delivered as registered ({person.delivery_method.value})",
+                "证件领取方式以报名时所选为准，不能修改",
+            )
+        identity = _identity(body, person.unit)
+        if await session.scalar(
+            select(PersonRegistration.id).where(
+                PersonRegistration.edition == person.edition,
+                PersonRegistration.id_type == identity.id_type,
+                PersonRegistration.id_number == identity.id_number,
+            )
+        ):
+            raise already_registered()
+        session.add(
+            PersonRevision(
+                id=revision_id,
+                registration_id=person.id,
+                substitution=True,
+                data=identity.model_dump(mode="json"),
+            )
+        )
+    change = c.PersonChange(revision_id=revision_id, substitution=True)
+    await _change(ctx, PersonRevision, revision_id, person.workflow_id, c.UPDATE_CHANGE_PERSON, change)
+    async with ctx.db.sessions() as session:
+        person = await _person(session, registration_id)
+    return _person_out(person, edition, _photo_upload(ctx, _photo_key(person)))
+
+
+@app.post(
+    "/v1/registrations/{registration_id}/withdraw",
+    response_model=RegistrationStatusOut,
+    responses=ERRORS,
+    tags=["people"],
+)
+async def withdraw(
+    registration_id: str, ctx: Ctx, body: Annotated[WithdrawalIn | None, Body()] = None
+) -> RegistrationStatusOut:
+    """Withdraw before payment, or after it and before the personnel review (the fee is refunded)."""
+    async with ctx.db.sessions() as session:
+        person = await _person(session, registration_id)
+    request = c.Withdrawal(requested_by=(body or WithdrawalIn()).requested_by)
+    try:
+        result = await ctx.temporal.get_workflow_handle(person.workflow_id).execute_update(
+            c.UPDATE_WITHDRAW, request, result_type=c.DecisionResult
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise refused_by_workflow(exc) from exc
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            raise registration_ended() from exc
+        raise
+    return RegistrationStatusOut(registration_id=person.id, status=_label(RegistrationStatus(result.status)))
 
 
 @app.post(
@@ -399,6 +665,7 @@ async def timeline(registration_id: str, ctx: Ctx) -> TimelineOut:
         status=_label(person.status),
         next_action=NextAction(zh=action[0], en=action[1]) if action else None,
         deadline=beijing(person.deadline),
+        revalidate_certificate_no=person.previous_certificate_no,
         steps=[
             TimelineStepOut(
                 seq=event.seq,
@@ -411,6 +678,106 @@ async def timeline(registration_id: str, ctx: Ctx) -> TimelineOut:
             )
             for event in person.events
         ],
+    )
+
+
+# ------------------------------------------------------------------------------------------ editions
+
+
+def _served_edition(ctx: ServiceContext, code: str) -> Edition:
+    edition = ctx.edition
+    if code != edition.code:
+        raise not_found("edition", "展会届次")
+    return edition
+
+
+def _deadlines_out(edition: Edition, deadlines: c.PaymentDeadlines) -> dict[str, object]:
+    def instant(at: datetime) -> InstantOut:
+        return InstantOut(beijing=edition.local(at), utc=at.astimezone(UTC))
+
+    return {"edition": edition.code} | {
+        method.value: instant(deadlines.closes(method)) for method in PaymentMethod
+    }
+
+
+@app.get(
+    "/v1/editions/{edition}/payment-deadlines",
+    response_model=PaymentDeadlinesOut,
+    responses=ERRORS,
+    tags=["editions"],
+)
+async def payment_deadlines(edition: str, ctx: Ctx) -> PaymentDeadlinesOut:
+    """When each payment method closes, as the organiser may have extended it (FAQ VI, XIII)."""
+    served = _served_edition(ctx, edition)
+    async with ctx.db.sessions() as session:
+        deadlines = await current_payment_deadlines(session, served)
+    return PaymentDeadlinesOut.model_validate(_deadlines_out(served, deadlines))
+
+
+@app.post(
+    "/v1/editions/{edition}/payment-deadlines",
+    status_code=201,
+    response_model=DeadlineExtensionOut,
+    responses=ERRORS,
+    dependencies=[Depends(require_internal)],  # the organiser's staff authentication comes later
+    tags=["organiser"],
+)
+async def extend_payment_deadlines(edition: str, body: DeadlineExtensionIn, ctx: Ctx) -> DeadlineExtensionOut:
+    """Extend payment deadlines (never shorten them); every registration and open order waiting on them
+    is told by the PaymentDeadlineExtension workflow. Answers the deadlines that now apply."""
+    served = _served_edition(ctx, edition)
+    given = {method: getattr(body, method.value) for method in PaymentMethod}
+    if not any(given.values()):
+        raise validation.invalid(
+            "qr",
+            "deadline_required",
+            "give at least one new deadline: qr, b2b or transfer",
+            "请至少填写一个新的缴费截止时间",
+        )
+    extension_id = new_id("X")
+    async with ctx.db.transaction() as session:
+        current = await current_payment_deadlines(session, served)
+        for method, new in given.items():
+            if new is None:
+                continue
+            closes = served.local(current.closes(method))
+            if new <= current.closes(method):
+                raise validation.invalid(
+                    method.value,
+                    "deadline_not_later",
+                    f"the {method.value} deadline is {closes:%Y-%m-%d %H:%M} Beijing time: an extension must be"
+                    " later (deadlines are never shortened)",
+                    f"当前截止时间为北京时间{closes:%Y-%m-%d %H:%M}，延期后的截止时间须晚于当前截止时间",
+                )
+            if new >= served.deadlines.expo_closes:
+                raise validation.invalid(
+                    method.value,
+                    "deadline_after_expo",
+                    "a payment deadline must fall before the expo closes",
+                    "缴费截止时间须早于展会闭幕",
+                )
+        extension = PaymentDeadlineExtension(
+            id=extension_id,
+            edition=served.code,
+            qr=body.qr,
+            b2b=body.b2b,
+            transfer=body.transfer,
+            extended_by=body.extended_by,
+            reason=body.reason,
+        )
+        session.add(extension)
+        deadlines = extended(current, extension)
+        await session.flush()
+        # Started inside the transaction: if Temporal refuses, the extension is not saved.
+        await start_workflow(
+            ctx.temporal,
+            "PaymentDeadlineExtension",
+            c.DeadlineExtensionStart(edition=served.code, extension_id=extension_id, deadlines=deadlines),
+            id=f"deadline-extension-{served.code}-{extension_id}",
+            summary=f"Payment deadlines of {served.code} extended ({extension_id})",
+        )
+    return DeadlineExtensionOut.model_validate(
+        _deadlines_out(served, deadlines) | {"extension_id": extension_id}
     )
 
 
@@ -479,3 +846,16 @@ async def unit_members(
             UnitMemberRecord(registration_id=p.id, status=p.status, fee_kind=p.fee_kind) for p in people
         ],
     )
+
+
+@app.get(
+    "/internal/editions/{edition}/payment-deadlines",
+    response_model=c.PaymentDeadlines,
+    dependencies=[Depends(require_internal)],
+    tags=["internal"],
+)
+async def current_deadlines(edition: str, ctx: Ctx) -> c.PaymentDeadlines:
+    """The edition's payment deadlines now (instants): the payment service sets its orders' by them."""
+    served = _served_edition(ctx, edition)
+    async with ctx.db.sessions() as session:
+        return await current_payment_deadlines(session, served)

@@ -7,6 +7,7 @@ here through the ``registration.record_*`` activities.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
@@ -68,6 +69,8 @@ class PersonRegistration(Base):
     # One person registers once per edition.
     __table_args__ = (
         UniqueConstraint("edition", "id_type", "id_number"),
+        # A certificate is re-validated once per edition (NULLs, the usual case, never clash).
+        UniqueConstraint("edition", "previous_certificate_no"),
         Index("ix_person_registrations_unit_status", "unit_id", "status"),
     )
 
@@ -86,6 +89,10 @@ class PersonRegistration(Base):
     delivery_method: Mapped[DeliveryMethod] = mapped_column()
     delivery_address: Mapped[dict[str, Any] | None] = mapped_column()
     photo_key: Mapped[str | None] = mapped_column(String(200))
+    # Re-validation (FAQ VII): the number of last edition's certificate that becomes valid again.
+    previous_certificate_no: Mapped[str | None] = mapped_column(String(24))
+    # The substitution that put the current person in this place, if any: their photo is their own.
+    identity_revision_id: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[RegistrationStatus] = mapped_column(default=RegistrationStatus.SUBMITTED)
     status_at: Mapped[datetime] = mapped_column(default=utcnow)
     deadline: Mapped[datetime | None] = mapped_column()
@@ -125,3 +132,52 @@ class UnitReviewEvent(Base):
     status: Mapped[UnitStatus] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column()
     reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RevisionStatus(StrEnum):
+    PENDING = "pending"  # saved; the workflow has not yet said whether the change applies
+    APPLIED = "applied"  # copied onto the unit or the person by the workflow's apply_revision call
+    DISCARDED = "discarded"  # the workflow refused the change: nothing else changed
+
+
+class UnitRevision(Base):
+    """A unit's new data, validated and saved before its workflow decides whether it may apply."""
+
+    __tablename__ = "unit_revisions"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(ForeignKey("units.id"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column()  # services.registration.revisions.UnitData
+    status: Mapped[RevisionStatus] = mapped_column(default=RevisionStatus.PENDING)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column()
+
+
+class PersonRevision(Base):
+    """A person's changed data, or a substitute's identity, saved before the workflow decides."""
+
+    __tablename__ = "person_revisions"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    registration_id: Mapped[str] = mapped_column(ForeignKey("person_registrations.id"), index=True)
+    substitution: Mapped[bool] = mapped_column(default=False)
+    # services.registration.revisions.PersonalData, or Identity for a substitution
+    data: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[RevisionStatus] = mapped_column(default=RevisionStatus.PENDING)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None] = mapped_column()
+
+
+class PaymentDeadlineExtension(Base):
+    """An organiser's extension of the edition's payment deadlines; absent methods keep theirs."""
+
+    __tablename__ = "payment_deadline_extensions"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    edition: Mapped[str] = mapped_column(String(16), index=True)
+    qr: Mapped[datetime | None] = mapped_column()
+    b2b: Mapped[datetime | None] = mapped_column()
+    transfer: Mapped[datetime | None] = mapped_column()
+    extended_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -22,4 +22,25 @@ NEXT_ACTION: dict[S, tuple[str, str]] = {
     S.SHIPPED: ("证件已寄出，可查看快递信息", "Certificate sent: follow the express tracking"),
     S.AWAITING_COLLECTION: ("请向所属交易团领取证件", "Collect your certificate from your trade mission"),
     S.ONSITE_PICKUP: ("请按邮件说明现场领取证件", "Pick up your certificate on site as the email explains"),
+    S.DELIVERED: (
+        "证件已送达，无需其他操作，请凭证件入场",
+        "Certificate delivered: nothing more to do, enter with it",
+    ),
+    S.CERTIFICATE_REACTIVATED: (
+        "上届证件已重新激活，请妥善保管原证件（勿遗失或损坏），凭其入场",
+        "Your previous certificate is valid again: keep it safe (not lost or damaged) and enter with it",
+    ),
+    S.EXPIRED: (
+        "缴费截止时间已过，本次报名已失效；截止后到账的款项将原路退回",
+        "The payment deadline passed and the registration has lapsed; money arriving later is refunded",
+    ),
+    S.REVIEW_FAILED: (
+        "人员审核未通过，费用将原路退回，请留意短信或邮件",
+        "The personnel review failed: the fee is being refunded, watch for the SMS or email",
+    ),
+    S.REFUNDED: ("费用已退回，无需其他操作", "The fee has been refunded: nothing more to do"),
+    S.WITHDRAWN: (
+        "报名已撤回，无需其他操作；如已缴费，费用将原路退回",
+        "Withdrawn: nothing more to do; a fee already paid is refunded",
+    ),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from shared.types import (
     Affiliation,
@@ -57,8 +57,17 @@ class UnitOut(BaseModel):
     id: str
     edition: str
     kind: UnitKind
+    affiliation: Affiliation
     name: str
+    credit_code: str | None
     country: str
+    foreign_registration_no: str | None
+    address: str
+    industry: str
+    contact_name: str
+    contact_mobile: str
+    contact_email: str
+    referral_code: str | None
     mission: str
     sub_mission: str | None
     statistics_mission: str
@@ -67,6 +76,7 @@ class UnitOut(BaseModel):
     review_round: int
     reject_reason: str | None
     created_at: datetime
+    updated_at: datetime
 
 
 class DeliveryAddressIn(Body):
@@ -79,17 +89,35 @@ class DeliveryAddressIn(Body):
     postal_code: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 
 
-class PersonIn(Body):
+class PersonChangeIn(Body):
+    """Personal data a person may change before the personnel review passes. The identity (document
+    type, number, nationality) is changed by a substitution; the delivery method and re-validation
+    are fixed at registration."""
+
     name: Text
-    id_type: IdType
-    id_number: Text
-    nationality: CountryCode = "CN"
     mobile: Text
     email: EmailStr
     job_title: Text
     personnel_label: Text = Field(description="e.g. purchaser, manager, technical staff")
-    delivery_method: DeliveryMethod
     delivery_address: DeliveryAddressIn | None = None
+
+
+class PersonIn(PersonChangeIn):
+    id_type: IdType
+    id_number: Text
+    nationality: CountryCode = "CN"
+    delivery_method: DeliveryMethod
+    revalidate_certificate_no: str | None = Field(
+        default=None,
+        description="re-validation (FAQ VII): the number of your certificate of the previous edition, "
+        "e.g. B05-0001234, if its data (name, unit, mission, personnel label, photo) is unchanged",
+    )
+
+
+class WithdrawalIn(Body):
+    requested_by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] = (
+        "buyer"
+    )
 
 
 class StatusLabel(BaseModel):
@@ -116,8 +144,14 @@ class PersonOut(BaseModel):
     delivery_method: DeliveryMethod
     status: StatusLabel
     deadline: datetime | None = Field(description="the deadline that applies now, Beijing time")
+    revalidate_certificate_no: str | None = Field(description="last edition's certificate, re-validated")
     photo_uploaded: bool
     photo_upload: PhotoUploadOut | None = None
+
+
+class RegistrationStatusOut(BaseModel):
+    registration_id: str
+    status: StatusLabel
 
 
 class TimelineStepOut(BaseModel):
@@ -140,4 +174,31 @@ class TimelineOut(BaseModel):
     status: StatusLabel
     next_action: NextAction | None
     deadline: datetime | None = Field(description="the deadline that applies now, Beijing time")
+    revalidate_certificate_no: str | None = Field(description="last edition's certificate, re-validated")
     steps: list[TimelineStepOut]
+
+
+class DeadlineExtensionIn(Body):
+    """New payment deadlines (instants with their time zone); a method left out keeps its deadline."""
+
+    qr: AwareDatetime | None = None
+    b2b: AwareDatetime | None = None
+    transfer: AwareDatetime | None = Field(default=None, description="the bank transfer and its voucher")
+    extended_by: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
+class InstantOut(BaseModel):
+    beijing: datetime
+    utc: datetime
+
+
+class PaymentDeadlinesOut(BaseModel):
+    edition: str
+    qr: InstantOut = Field(description="payment by QR code (UnionPay, WeChat Pay, Alipay)")
+    b2b: InstantOut = Field(description="payment through the B2B gateway")
+    transfer: InstantOut = Field(description="bank transfer and the upload of its voucher")
+
+
+class DeadlineExtensionOut(PaymentDeadlinesOut):
+    extension_id: str

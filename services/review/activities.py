@@ -1,4 +1,4 @@
-"""Activities the workflows call on the review service: queueing subjects and recording decisions."""
+"""Activities the workflows call on the review service: queueing subjects, closing and recording decisions."""
 
 from __future__ import annotations
 
@@ -30,6 +30,30 @@ class ReviewActivities:
             if exists is None:
                 session.add(ReviewTask(**task.model_dump()))
 
+    @activity.defn(name=c.CLOSE_REVIEW_TASK.name)
+    async def close_task(self, request: c.CloseReviewTask) -> None:
+        """Take a round off the queue without a decision (withdrawn, or superseded by new data). Once: a
+        retry keeps the first close; a round already decided keeps its decision."""
+        async with self.ctx.db.transaction() as session:
+            task = await session.scalar(
+                select(ReviewTask).where(
+                    ReviewTask.kind == request.kind,
+                    ReviewTask.subject_id == request.subject_id,
+                    ReviewTask.round == request.round,
+                )
+            )
+            if task is None:
+                activity.logger.warning(
+                    "no review task %s %s round %d to close",
+                    request.kind.value,
+                    request.subject_id,
+                    request.round,
+                )
+                return
+            if task.closed_at is None and task.decided_at is None:
+                task.closed_at = request.at
+                task.close_reason = request.reason
+
     @activity.defn(name=c.RECORD_DECISION.name)
     async def record_decision(self, decision: c.RecordDecision) -> None:
         """Write the audit entry and take the subject off the queue, once."""
@@ -58,4 +82,4 @@ class ReviewActivities:
 
 def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:
     acts = ReviewActivities(ctx)
-    return [acts.open_task, acts.record_decision]
+    return [acts.open_task, acts.close_task, acts.record_decision]

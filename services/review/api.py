@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import and_, not_, select
 from temporalio.client import WorkflowUpdateFailedError
 
 from services.review.models import DecisionRecord, ReviewTask
@@ -37,6 +37,8 @@ class TaskOut(BaseModel):
     opened_at: datetime
     decided_at: datetime | None
     decision: Decision | None
+    closed_at: datetime | None = Field(description="taken off the queue without a decision")
+    close_reason: str | None
 
 
 class DecisionIn(BaseModel):
@@ -65,15 +67,19 @@ async def queue(
     ctx: Ctx,
     kind: c.ReviewKind,
     mission: str | None = None,
-    pending: bool = True,
+    pending: Annotated[
+        bool, Query(description="true: awaiting a decision; false: decided, or closed without a decision")
+    ] = True,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[ReviewTask]:
-    """Units or people to review, oldest first."""
+    """Units or people to review, oldest first. A round closed without a decision (the buyer withdrew,
+    or changed their data so that a new round replaced it) is no longer pending."""
     query = select(ReviewTask).where(ReviewTask.kind == kind)
     if mission:
         query = query.where(ReviewTask.mission == mission)
-    query = query.where(ReviewTask.decided_at.is_(None) if pending else ReviewTask.decided_at.is_not(None))
+    waiting = and_(ReviewTask.decided_at.is_(None), ReviewTask.closed_at.is_(None))
+    query = query.where(waiting if pending else not_(waiting))
     async with ctx.db.sessions() as session:
         rows = await session.scalars(
             query.order_by(ReviewTask.opened_at, ReviewTask.id).limit(limit).offset(offset)
@@ -91,6 +97,14 @@ async def _decide(ctx: ServiceContext, kind: c.ReviewKind, subject_id: str, body
         )
     if task is None:
         raise ApiError(404, "not_in_queue", f"no {kind.value} {subject_id} awaits review", "未找到待审核记录")
+    if task.closed_at is not None:
+        raise ApiError(
+            409,
+            "review_task_closed",
+            f"the review of {kind.value} {subject_id} (round {task.round}) was closed without a decision"
+            f" ({task.close_reason}): there is nothing to decide",
+            f"该审核（第{task.round}轮）已关闭，无需作出审核决定（报名已撤回，或信息修改后已由新一轮审核取代）",
+        )
     decision = c.ReviewDecision(decision=body.decision, reason=body.reason, reviewer=body.reviewer)
     try:
         result = await ctx.temporal.get_workflow_handle(task.workflow_id).execute_update(

@@ -18,7 +18,7 @@ class Base(DeclarativeBase):
 
 
 class ReviewTask(Base):
-    """A unit or a person waiting for (or given) a decision, in one review round."""
+    """A unit or a person waiting for (or given) a decision, in one review round; or closed without one."""
 
     __tablename__ = "review_tasks"
     __table_args__ = (
@@ -38,6 +38,9 @@ class ReviewTask(Base):
     opened_at: Mapped[datetime] = mapped_column()
     decided_at: Mapped[datetime | None] = mapped_column()
     decision: Mapped[Decision | None] = mapped_column()
+    # Taken off the queue without a decision: the buyer withdrew, or new data opened a new round.
+    closed_at: Mapped[datetime | None] = mapped_column()
+    close_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class DecisionRecord(Base):

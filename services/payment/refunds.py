@@ -1,0 +1,137 @@
+"""Refunds, and what they do to an order's invoice: the one code path the REFUND activity and the
+gateway callback (money for an order whose workflow has closed) both use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.payment.gateway import PaymentGateway
+from services.payment.models import Invoice, InvoiceStatus, OrderItem, PaymentOrder, Refund
+from shared import contracts as c
+from shared.db import Database, utcnow
+from shared.ids import new_id
+
+
+class RefundError(Exception):
+    """A refund that cannot be made now (``retryable``: the gateway refused; try again) or ever."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class InvoiceChange:
+    voided: str | None
+    issued: str | None
+
+
+async def refund(db: Database, gateway: PaymentGateway, request: c.RefundRequest) -> c.RefundResult:
+    """Refund once per key: the row is written first, then the gateway is asked (idempotent by
+    refund number on its side too), so a retry after a crash never pays out twice. Once the money
+    is back, a person's share refunded from an invoiced order voids the invoice and issues one for
+    what remains paid (FAQ XI), once per refund: a retry answers the same numbers."""
+    async with db.transaction() as session:
+        stored = await session.scalar(select(Refund).where(Refund.refund_key == request.refund_key))
+        if stored is None:
+            stored = await _new_refund(session, request)
+            session.add(stored)
+    if not stored.succeeded:
+        outcome = await gateway.refund(
+            refund_no=stored.refund_no, transaction_id=stored.transaction_id, amount_fen=stored.amount_fen
+        )
+        async with db.transaction() as session:
+            row = await session.get(Refund, stored.refund_no)
+            assert row is not None
+            row.succeeded = outcome.succeeded
+            row.completed_at = utcnow()
+        if not outcome.succeeded:
+            raise RefundError("the gateway refused the refund; retrying", retryable=True)
+    change = await settle_invoice(db, stored.refund_no)
+    return c.RefundResult(
+        refund_no=stored.refund_no, succeeded=True, invoice_voided=change.voided, invoice_issued=change.issued
+    )
+
+
+async def _new_refund(session: AsyncSession, request: c.RefundRequest) -> Refund:
+    order = await session.get(PaymentOrder, request.order_no)
+    transaction_id = request.transaction_id or (order.transaction_id if order else None)
+    if order is None or transaction_id is None:
+        raise RefundError(f"order {request.order_no} has no payment to refund", retryable=False)
+    if request.registration_id is not None:  # that person's share of the order
+        item = await session.get(OrderItem, (request.order_no, request.registration_id))
+        if item is None:
+            raise RefundError("the person is not in the order", retryable=False)
+        amount = item.amount_fen
+    elif request.amount_fen is not None:
+        amount = request.amount_fen
+    else:
+        raise RefundError("a refund needs a person or an amount", retryable=False)
+    return Refund(
+        refund_no=new_id("F"),
+        refund_key=request.refund_key,
+        order_no=request.order_no,
+        registration_id=request.registration_id,
+        transaction_id=transaction_id,
+        amount_fen=amount,
+        reason=request.reason,
+    )
+
+
+async def remaining_paid(session: AsyncSession, order: PaymentOrder) -> int:
+    """What the order still pays for: its amount less the people's shares refunded so far. Money that
+    matched no one (paid twice, too much, too late) was never part of the order, nor of its invoice."""
+    refunded = await session.scalar(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+            Refund.order_no == order.order_no,
+            Refund.registration_id.is_not(None),
+            Refund.succeeded.is_(True),
+        )
+    )
+    return max(order.amount_fen - int(refunded or 0), 0)
+
+
+async def settle_invoice(db: Database, refund_no: str) -> InvoiceChange:
+    """Bring the order's invoice in line with what remains paid after a successful refund: void the
+    issued invoice and reissue it (same kind and buyer) for the remaining amount, if any. Done once
+    per refund; the refund row keeps what was done, so a retry answers the same numbers."""
+    async with db.transaction() as session:
+        row = await session.get(Refund, refund_no)
+        assert row is not None
+        # Lock the order first (PostgreSQL; SQLite serialises writers): refunds of several people of
+        # one order settle its invoice one after the other.
+        order = await session.get(PaymentOrder, row.order_no, with_for_update=True)
+        await session.refresh(row, with_for_update=True)
+        if row.invoice_settled_at is not None:
+            return InvoiceChange(voided=row.invoice_voided, issued=row.invoice_issued)
+        row.invoice_settled_at = utcnow()
+        if row.registration_id is None or order is None:
+            return InvoiceChange(voided=None, issued=None)
+        issued = await session.scalar(
+            select(Invoice).where(Invoice.order_no == order.order_no, Invoice.status == InvoiceStatus.ISSUED)
+        )
+        remaining = await remaining_paid(session, order)
+        if issued is None or issued.amount_fen == remaining:
+            return InvoiceChange(voided=None, issued=None)  # no invoice, or already reissued for this
+        issued.status = InvoiceStatus.VOIDED
+        issued.voided_at = row.invoice_settled_at
+        await session.flush()  # the voided one leaves the "one issued per order" index first
+        row.invoice_voided = issued.invoice_no
+        if remaining > 0:
+            replacement = Invoice(
+                invoice_no=new_id("I"),
+                order_no=order.order_no,
+                kind=issued.kind,
+                title=issued.title,
+                taxpayer_id=issued.taxpayer_id,
+                amount_fen=remaining,
+                status=InvoiceStatus.ISSUED,
+                replaces=issued.invoice_no,
+                issued_at=row.invoice_settled_at,
+            )
+            session.add(replacement)
+            row.invoice_issued = replacement.invoice_no
+        return InvoiceChange(voided=row.invoice_voided, issued=row.invoice_issued)
