@@ -417,6 +417,7 @@ class ReviewDecision(Message):
     decision: Decision
     reason: str | None = None
     reviewer: str
+    round: int | None = None  # the round the reviewer looked at: refused if new data opened another
 
 
 class DecisionResult(Message):

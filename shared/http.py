@@ -10,9 +10,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
+from shared.contracts import DecisionResult
 from shared.settings import Settings, get_settings
 
 
@@ -46,11 +48,32 @@ def not_found(what: str, what_zh: str) -> ApiError:
 
 
 def refused_by_workflow(error: WorkflowUpdateFailedError) -> ApiError:
-    """A workflow's update validator said no: its ApplicationError type is the code."""
-    cause = error.cause
+    """A workflow's update validator said no, or an activity the update ran refused (someone registered
+    the same unit meanwhile, say): the ApplicationError's type is the code."""
+    cause: BaseException | None = error.cause
+    if isinstance(cause, ActivityError):
+        cause = cause.cause
     if isinstance(cause, ApplicationError):
         return ApiError(409, cause.type or "refused", cause.message, _REFUSALS_ZH.get(cause.type or ""))
     return ApiError(409, "refused", str(cause or error))
+
+
+async def execute_update(
+    client: Client, workflow_id: str, update: str, arg: BaseModel, *, closed: ApiError
+) -> DecisionResult:
+    """A buyer's or staff request to a workflow, for an HTTP handler: a refusal is a 409 with the
+    workflow's code; a workflow that has closed answers ``closed``."""
+    try:
+        result: DecisionResult = await client.get_workflow_handle(workflow_id).execute_update(
+            update, arg, result_type=DecisionResult
+        )
+    except WorkflowUpdateFailedError as exc:
+        raise refused_by_workflow(exc) from exc
+    except RPCError as exc:
+        if exc.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        raise closed from exc
+    return result
 
 
 _REFUSALS_ZH = {
@@ -72,6 +95,9 @@ _REFUSALS_ZH = {
     "voucher_pending": "汇款凭证已上传，正在等待财务确认",
     "no_voucher": "该订单尚未上传汇款凭证",
     "bank_reference_required": "确认转账时须填写银行交易流水号",
+    "unit_already_registered": "该单位已报名本届展会",
+    "already_registered": "该人员已报名本届展会，每人每届只能报名一次",
+    "review_round_superseded": "信息已修改并进入新一轮审核，请按最新信息重新审核",
 }
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from services.certificate.activities import CertificateActivities, signer_for
@@ -20,11 +19,9 @@ from services.certificate.api import app
 from services.certificate.courier import SandboxCourier
 from services.certificate.models import Certificate, CertificateActivation, CertificateSequence
 from shared import contracts as c
-from shared.db import Database
-from shared.migrate import upgrade
 from shared.service import ServiceContext
 from shared.settings import Settings, get_settings
-from shared.storage import ObjectStore
+from tests.service_env import service_context
 
 EDITION = "ciie6"  # re-validates the cards of ciie5 (numbers B05-...)
 
@@ -38,24 +35,14 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     monkeypatch.delenv("EXPO_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     settings = get_settings()
-    upgrade(("certificate",), settings)
     yield settings
     get_settings.cache_clear()
 
 
 @pytest.fixture
 async def ctx(settings: Settings) -> AsyncIterator[ServiceContext]:
-    temporal = await Client.connect("127.0.0.1:7233", lazy=True)  # never used by these activities
-    context = ServiceContext(
-        service="certificate",
-        settings=settings,
-        db=Database(settings.service_database_url("certificate")),
-        temporal=temporal,
-        http=httpx.AsyncClient(),
-        store=ObjectStore(settings),
-    )
-    yield context
-    await context.close()
+    async with service_context("certificate", settings) as context:
+        yield context
 
 
 @pytest.fixture

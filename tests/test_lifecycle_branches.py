@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from shared import contracts as c
 from shared.ids import new_id
-from shared.temporal import SA_STATUS, registration_workflow_id
+from shared.temporal import SA_PAYMENT_METHOD, SA_STATUS, registration_workflow_id
 from shared.types import Decision, FeeKind, OrderStatus, PaymentMethod, UnitStatus
 from tests.workflow_world import (
     EDITION,
@@ -239,6 +239,8 @@ async def test_transfer_voucher_awaits_finance_past_the_deadline_then_is_confirm
         assert steps(awaiting)[-1] == (Step.VOUCHER_UPLOADED, S.AWAITING_TRANSFER_CONFIRMATION)
         assert (await told(world, person, Step.VOUCHER_UPLOADED)).params["order_no"] == order.no
     assert await refusal(order.upload_voucher()) == "voucher_pending"
+    attributes = (await people[0].handle.describe()).typed_search_attributes
+    assert attributes.get(SA_PAYMENT_METHOD) == "transfer"  # finance's filter in the Temporal UI
     assert [v.voucher_key for v in services.vouchers] == ["ciie6/P1/voucher.pdf"]
 
     # Finance takes its time: past every payment deadline, nothing closes or expires.
@@ -428,6 +430,11 @@ async def test_personal_data_changes_before_the_review_and_a_substitute_is_revie
     assert [t.round for t in services.review_tasks if t.subject_id == registration.id] == [1, 2]
     assert [r.subject_id for r in services.revisions_applied] == [registration.id, registration.id]
 
+    # A reviewer who looked at round 1 is told the data changed; round 2 is decided.
+    stale = c.ReviewDecision(decision=Decision.APPROVE, reviewer="personnel-reviewer", round=1)
+    assert (
+        await refusal(registration.handle.execute_update(c.UPDATE_DECIDE, stale)) == "review_round_superseded"
+    )
     await registration.decide(Decision.APPROVE)
     assert [d.round for d in services.decisions_on(registration.id)] == [2]
     assert notified(world, registration).count(Step.PERSON_CHANGED) == 2

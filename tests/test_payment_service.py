@@ -37,15 +37,15 @@ from services.payment.activities import PaymentActivities, gateway_for
 from services.payment.models import OrderItem, PaymentOrder, Refund, TransferDecisionRecord
 from shared import contracts as c
 from shared.catalogue import load_edition, years_until_open
-from shared.db import Database, utcnow
+from shared.db import utcnow
 from shared.ids import new_id
-from shared.migrate import upgrade
 from shared.records import UnitMemberRecord, UnitMembersRecord
 from shared.service import ServiceContext
 from shared.settings import Settings, get_settings
 from shared.storage import ObjectStore
 from shared.temporal import WORKFLOW_TASK_QUEUE, payment_order_workflow_id
 from shared.types import Decision, FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
+from tests.service_env import service_context
 
 GATEWAY = "http://gateway.test"
 REGISTRATION = "http://registration.test"
@@ -230,25 +230,16 @@ async def ctx(
     sandbox: sandbox_gateway.SandboxState,
     temporal: WorkflowEnvironment,
 ) -> AsyncIterator[ServiceContext]:
-    upgrade(("payment",), settings)  # the tables exactly as the migrations build them
     http = httpx.AsyncClient(
         mounts={
             GATEWAY: httpx.ASGITransport(app=sandbox_gateway.app),
             REGISTRATION: httpx.ASGITransport(app=registration.app()),
         }
     )
-    context = ServiceContext(
-        service="payment",
-        settings=settings,
-        db=Database(settings.service_database_url("payment")),
-        temporal=temporal.client,
-        http=http,
-        store=MemoryStore(settings),
-    )
-    try:
+    async with service_context(
+        "payment", settings, temporal=temporal.client, http=http, store=MemoryStore(settings)
+    ) as context:
         yield context
-    finally:
-        await context.close()
 
 
 @pytest.fixture
@@ -733,7 +724,7 @@ async def test_extended_deadlines_reach_every_open_order_once_and_a_retry_resume
     announcement = c.AnnounceDeadlines(
         edition=edition, deadlines=c.PaymentDeadlines(qr=later, b2b=later, transfer=later - timedelta(days=3))
     )
-    monkeypatch.setattr(payment_activities, "ANNOUNCE_BATCH", 2)
+    monkeypatch.setattr(payment_activities, "PAGE_SIZE", 2)
 
     # The first attempt heartbeats after each page of two; say it died after the first page.
     beats: list[tuple[Any, ...]] = []

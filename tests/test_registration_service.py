@@ -52,12 +52,11 @@ from services.registration.schemas import UnitIn
 from shared import contracts as c
 from shared import temporal
 from shared.catalogue import Edition, current_edition, load_edition, years_until_open
-from shared.db import Database, utcnow
-from shared.migrate import upgrade
+from shared.db import utcnow
 from shared.service import ServiceContext
 from shared.settings import Settings, get_settings
-from shared.storage import ObjectStore
 from shared.types import DeliveryMethod, FeeKind, IdType, RegistrationStatus
+from tests.service_env import service_context
 
 S = RegistrationStatus
 SHIFT = years_until_open(load_edition("ciie6"), utcnow())  # a rehearsal, as ./expo start runs
@@ -82,19 +81,8 @@ def settings(tmp_path: Path) -> Settings:
 async def ctx(settings: Settings) -> AsyncIterator[ServiceContext]:
     """The service's context on a migrated SQLite file; Temporal is connected lazily and used only by
     the tests that replace it with the test server's client."""
-    upgrade(("registration",), settings)
-    context = ServiceContext(
-        service="registration",
-        settings=settings,
-        db=Database(settings.service_database_url("registration")),
-        temporal=await temporal.connect(settings, lazy=True),
-        http=httpx.AsyncClient(),
-        store=ObjectStore(settings),
-    )
-    try:
+    async with service_context("registration", settings) as context:
         yield context
-    finally:
-        await context.close()
 
 
 @pytest.fixture
@@ -561,7 +549,7 @@ async def close(handle: WorkflowHandle[Any, Any]) -> None:
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(registration_activities, "ANNOUNCE_BATCH", 2)
+    monkeypatch.setattr(registration_activities, "PAGE_SIZE", 2)
     yield
 
 

@@ -12,18 +12,14 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from temporalio.client import Client
 
 from services.review.activities import ReviewActivities
 from services.review.api import app
 from services.review.models import ReviewTask
 from shared import contracts as c
-from shared.db import Database
-from shared.migrate import upgrade
-from shared.service import ServiceContext
 from shared.settings import Settings, get_settings
-from shared.storage import ObjectStore
 from shared.types import Decision
+from tests.service_env import service_context
 
 OPENED = datetime(2023, 10, 2, 2, 0, tzinfo=UTC)
 
@@ -35,24 +31,14 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     monkeypatch.delenv("EXPO_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     settings = get_settings()
-    upgrade(("review",), settings)
     yield settings
     get_settings.cache_clear()
 
 
 @pytest.fixture
 async def activities(settings: Settings) -> AsyncIterator[ReviewActivities]:
-    temporal = await Client.connect("127.0.0.1:7233", lazy=True)  # never used by these activities
-    ctx = ServiceContext(
-        service="review",
-        settings=settings,
-        db=Database(settings.service_database_url("review")),
-        temporal=temporal,
-        http=httpx.AsyncClient(),
-        store=ObjectStore(settings),
-    )
-    yield ReviewActivities(ctx)
-    await ctx.close()
+    async with service_context("review", settings) as ctx:
+        yield ReviewActivities(ctx)
 
 
 @dataclass

@@ -313,7 +313,7 @@ class World:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], what: str, timeout: float = 10.0
+    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], what: str, timeout: float = 20.0
 ) -> T:
     """Poll ``probe`` until ``accept`` holds (time is not skipped while nobody awaits a result)."""
     loop = asyncio.get_running_loop()
@@ -347,7 +347,7 @@ async def wait_member(unit: Unit, registration: Registration) -> None:
     await eventually(unit.progress, lambda p: registration.id in p.members, f"{registration.id} joined")
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+async def until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     async def probe() -> bool:
         return condition()
 

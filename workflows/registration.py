@@ -1,16 +1,13 @@
 """One person's registration for one edition, from submission to a delivered certificate.
 
-submitted ◀──unit changed── unpaid ◀──transfer rejected── awaiting_transfer_confirmation
- ▲  │  │                      ▲ │ │ └──voucher uploaded──────────▶ │ confirmed
- │  │  └────unit approved─────┘ │ └──paid (QR/B2B)──▶ to_be_reviewed ◀─────┘
- │  unit rejected     deadline  │                       │      │      │
- │  ▼                 ▼         │ withdrawn     pass    │ fail │      │ withdrawn
- └ unit_rejected    expired     ▼ (before payment)  ▼   ▼      ▼      ▼
-   (resubmitted)             withdrawn        approved   review_failed  withdrawn
-                                                 │ (at once)    └─refund─▶ refunded ◀──┘
-                           certificate_in_production ─▶ certificate_issued ─▶ shipped /
-                           (re-validation: certificate_reactivated)  awaiting_collection /
-                                                                     onsite_pickup ─▶ delivered
+submitted       → unpaid (unit approved: the payment notice) | unit_rejected | withdrawn
+unit_rejected   → submitted (the unit resubmitted) | withdrawn
+unpaid          → to_be_reviewed (paid by QR code or B2B) | awaiting_transfer_confirmation (voucher)
+                  | submitted (the approved unit changed) | expired (the last deadline) | withdrawn
+awaiting_transfer_confirmation → to_be_reviewed (finance confirms) | unpaid (finance rejects)
+to_be_reviewed  → approved (review passed) | review_failed → refunded | withdrawn → refunded
+approved        → certificate_in_production → certificate_issued → shipped | awaiting_collection
+                  | onsite_pickup → delivered; re-validation: approved → certificate_reactivated
 
 Every change of state happens under one lock, whoever asks for it (the unit's review, a payment, the
 buyer, staff, the deadline), so a change is decided on the state the previous one left. Money that
@@ -29,7 +26,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from shared import contracts as c
     from shared.temporal import SA_PAYMENT_METHOD
-    from shared.types import Decision, FeeKind, RegistrationStatus, UnitStatus
+    from shared.types import Decision, FeeKind, PaymentMethod, RegistrationStatus, UnitStatus
 
 from workflows.calls import call, record_decision, signal_if_open
 from workflows.refusal import refuse
@@ -148,6 +145,8 @@ class BuyerRegistrationWorkflow:
                 await self._follow_unit(event)
             case c.TransferSubmitted(order_no=order_no) if self.status is S.UNPAID:
                 self._transfer_order = order_no
+                # Finance finds the people whose transfers await them by the payment method.
+                workflow.upsert_search_attributes([SA_PAYMENT_METHOD.value_set(PaymentMethod.TRANSFER.value)])
                 await self._enter(
                     c.Step.VOUCHER_UPLOADED, S.AWAITING_TRANSFER_CONFIRMATION, detail={"order_no": order_no}
                 )
@@ -457,6 +456,11 @@ class BuyerRegistrationWorkflow:
         if self.status is not S.TO_BE_REVIEWED:
             raise refuse(
                 "not_awaiting_review", f"not awaiting personnel review (status: {self.status.value})"
+            )
+        if decision.round is not None and decision.round != self._review_round:
+            raise refuse(
+                "review_round_superseded",
+                f"the person's data changed since round {decision.round}: review round {self._review_round}",
             )
         if decision.decision is Decision.REJECT and not (decision.reason or "").strip():
             raise refuse("reason_required", "a rejection needs a reason")

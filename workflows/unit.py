@@ -123,6 +123,8 @@ class UnitWorkflow:
             raise refuse("decision_in_progress", "another decision on this unit is being recorded")
         if self.status is not UnitStatus.UNDER_REVIEW:
             raise refuse("not_under_review", f"the unit is not under review (status: {self.status.value})")
+        if decision.round is not None and decision.round != self.round:
+            raise refuse("review_round_superseded", f"the unit is in review round {self.round} now")
         if decision.decision is Decision.REJECT and not (decision.reason or "").strip():
             raise refuse("reason_required", "a rejection needs a reason")
 

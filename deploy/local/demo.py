@@ -13,6 +13,7 @@ import io
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -94,13 +95,21 @@ class Demo:
 
     def wait_in_queue(self, kind: str, subject_id: str) -> None:
         """Until the subject shows in the mission's review queue, as staff would see it."""
+        self.wait_until(
+            lambda: any(
+                task["subject_id"] == subject_id
+                for task in self.call(
+                    "GET", f"{self.s.review_url}/v1/queue", params={"kind": kind, "limit": 500}
+                )
+            ),
+            f"{kind} {subject_id} in the review queue",
+        )
+
+    def wait_until(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + self.timeout
-        while not any(
-            task["subject_id"] == subject_id
-            for task in self.call("GET", f"{self.s.review_url}/v1/queue", params={"kind": kind, "limit": 500})
-        ):
+        while not condition():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{kind} {subject_id} never reached the review queue")
+                raise TimeoutError(f"timed out waiting for {what}")
             time.sleep(0.2)
 
     def run(self) -> DemoResult:

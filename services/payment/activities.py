@@ -10,17 +10,15 @@ from typing import Any
 from sqlalchemy import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from services.payment import refunds
 from services.payment.gateway import PaymentGateway, SandboxGateway
 from services.payment.models import OPEN_ORDER_STATUSES, PaymentOrder, TransferDecisionRecord
 from shared import contracts as c
+from shared.announcements import PAGE_SIZE, announce_deadlines
 from shared.service import ServiceContext
 from shared.temporal import payment_order_workflow_id
 from shared.types import Decision, OrderStatus
-
-ANNOUNCE_BATCH = 500
 
 
 def gateway_for(ctx: ServiceContext) -> PaymentGateway:
@@ -109,44 +107,27 @@ class PaymentActivities:
     @activity.defn(name=c.ANNOUNCE_DEADLINES_TO_ORDERS.name)
     async def announce_deadlines(self, announcement: c.AnnounceDeadlines) -> c.Announced:
         """Signal every open order of the edition with the extended deadlines, in pages by order
-        number. Progress is heartbeated after each page, so a retry resumes after the last order
-        signalled; an order whose workflow has closed is skipped."""
-        details = activity.info().heartbeat_details
-        last: str = str(details[0]) if details else ""
-        signalled = int(details[1]) if len(details) > 1 else 0
-        while True:
+        number (resumed after the last page on a retry); an order whose workflow has closed is skipped."""
+
+        async def next_page(last: str) -> list[tuple[str, str]]:
             async with self.ctx.db.transaction() as session:
-                page = list(
-                    (
-                        await session.scalars(
-                            select(PaymentOrder)
-                            .where(
-                                PaymentOrder.edition == announcement.edition,
-                                PaymentOrder.status.in_(OPEN_ORDER_STATUSES),
-                                PaymentOrder.order_no > last,
-                            )
-                            .order_by(PaymentOrder.order_no)
-                            .limit(ANNOUNCE_BATCH)
+                page = (
+                    await session.scalars(
+                        select(PaymentOrder)
+                        .where(
+                            PaymentOrder.edition == announcement.edition,
+                            PaymentOrder.status.in_(OPEN_ORDER_STATUSES),
+                            PaymentOrder.order_no > last,
                         )
-                    ).all()
-                )
+                        .order_by(PaymentOrder.order_no)
+                        .limit(PAGE_SIZE)
+                    )
+                ).all()
                 for order in page:  # what the buyer sees: the order's deadline, never shortened
                     order.deadline = max(order.deadline, announcement.deadlines.closes(order.method))
-            if not page:
-                return c.Announced(signalled=signalled)
-            for order in page:
-                handle = self.ctx.temporal.get_workflow_handle(
-                    payment_order_workflow_id(announcement.edition, order.order_no)
-                )
-                try:
-                    await handle.signal(c.SIGNAL_DEADLINES_EXTENDED, announcement.deadlines)
-                except RPCError as exc:
-                    if exc.status is not RPCStatusCode.NOT_FOUND:
-                        raise
-                    continue  # the order's workflow has closed: nothing to tell
-                signalled += 1
-            last = page[-1].order_no
-            activity.heartbeat(last, signalled)
+            return [(o.order_no, payment_order_workflow_id(announcement.edition, o.order_no)) for o in page]
+
+        return await announce_deadlines(self.ctx.temporal, announcement.deadlines, next_page)
 
 
 def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:

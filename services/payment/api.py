@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from services.payment import refunds, signing
@@ -34,7 +33,7 @@ from services.payment.models import (
 from shared import contracts as c
 from shared.catalogue import Edition
 from shared.db import utcnow
-from shared.http import ApiError, ErrorBody, internal_headers, not_found, refused_by_workflow
+from shared.http import ApiError, ErrorBody, execute_update, internal_headers, not_found
 from shared.ids import new_id
 from shared.records import UnitMembersRecord
 from shared.service import ServiceContext, context, create_service_app
@@ -441,16 +440,13 @@ async def _order_update(
     ctx: ServiceContext, order: PaymentOrder, update: str, arg: c.Message
 ) -> c.DecisionResult:
     """Ask the order's workflow to take a voucher or a decision; its validator may refuse (409)."""
-    handle = ctx.temporal.get_workflow_handle(payment_order_workflow_id(order.edition, order.order_no))
-    try:
-        result: c.DecisionResult = await handle.execute_update(update, arg, result_type=c.DecisionResult)
-    except WorkflowUpdateFailedError as exc:
-        raise refused_by_workflow(exc) from exc
-    except RPCError as exc:
-        if exc.status is not RPCStatusCode.NOT_FOUND:
-            raise
-        raise ApiError(409, "order_closed", "the order has closed", "该订单已关闭") from exc
-    return result
+    return await execute_update(
+        ctx.temporal,
+        payment_order_workflow_id(order.edition, order.order_no),
+        update,
+        arg,
+        closed=ApiError(409, "order_closed", "the order has closed", "该订单已关闭"),
+    )
 
 
 @app.post(

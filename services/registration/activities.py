@@ -3,7 +3,6 @@ applying the changes buyers saved, and the payment deadlines (what they are, tel
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from services.registration.deadlines import current_payment_deadlines
 from services.registration.models import (
@@ -25,6 +23,7 @@ from services.registration.models import (
 )
 from services.registration.revisions import apply_person, apply_unit
 from shared import contracts as c
+from shared.announcements import PAGE_SIZE, announce_deadlines
 from shared.catalogue import Edition
 from shared.db import utcnow
 from shared.service import ServiceContext
@@ -37,8 +36,6 @@ AWAITING_PAYMENT = (
     RegistrationStatus.UNPAID,
     RegistrationStatus.AWAITING_TRANSFER_CONFIRMATION,
 )
-ANNOUNCE_BATCH = 500
-ANNOUNCE_CONCURRENCY = 50  # signals in flight at once
 
 
 class RegistrationActivities:
@@ -146,45 +143,25 @@ class RegistrationActivities:
 
     @activity.defn(name=c.ANNOUNCE_DEADLINES_TO_REGISTRATIONS.name)
     async def announce_deadlines(self, announcement: c.AnnounceDeadlines) -> c.Announced:
-        """Signal every registration of the edition that waits on the payment deadlines, in batches by
-        registration id; a retry resumes after the last batch heartbeated. Closed workflows are skipped."""
+        """Signal every registration of the edition that waits on the payment deadlines, in pages by
+        registration id (resumed after the last page on a retry). Closed workflows are skipped."""
         self._edition(announcement.edition)
-        details = activity.info().heartbeat_details
-        last_id: str = details[0] if details else ""
-        signalled: int = details[1] if len(details) > 1 else 0
-        limit = asyncio.Semaphore(ANNOUNCE_CONCURRENCY)
 
-        async def tell(workflow_id: str) -> int:
-            async with limit:
-                try:
-                    await self.ctx.temporal.get_workflow_handle(workflow_id).signal(
-                        c.SIGNAL_DEADLINES_EXTENDED, announcement.deadlines
-                    )
-                except RPCError as exc:
-                    if exc.status is RPCStatusCode.NOT_FOUND:  # closed (expired, withdrawn...) or gone
-                        return 0
-                    raise
-                return 1
-
-        while True:
+        async def next_page(last: str) -> list[tuple[str, str]]:
             async with self.ctx.db.sessions() as session:
-                batch = (
-                    await session.execute(
-                        select(PersonRegistration.id, PersonRegistration.workflow_id)
-                        .where(
-                            PersonRegistration.edition == announcement.edition,
-                            PersonRegistration.status.in_(AWAITING_PAYMENT),
-                            PersonRegistration.id > last_id,
-                        )
-                        .order_by(PersonRegistration.id)
-                        .limit(ANNOUNCE_BATCH)
+                rows = await session.execute(
+                    select(PersonRegistration.id, PersonRegistration.workflow_id)
+                    .where(
+                        PersonRegistration.edition == announcement.edition,
+                        PersonRegistration.status.in_(AWAITING_PAYMENT),
+                        PersonRegistration.id > last,
                     )
-                ).all()
-            if not batch:
-                return c.Announced(signalled=signalled)
-            signalled += sum(await asyncio.gather(*(tell(workflow_id) for _, workflow_id in batch)))
-            last_id = batch[-1].id
-            activity.heartbeat(last_id, signalled)
+                    .order_by(PersonRegistration.id)
+                    .limit(PAGE_SIZE)
+                )
+                return [(row.id, row.workflow_id) for row in rows]
+
+        return await announce_deadlines(self.ctx.temporal, announcement.deadlines, next_page)
 
     def _edition(self, code: str) -> Edition:
         edition = self.ctx.edition

@@ -13,9 +13,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from services.registration import validation
 from services.registration.deadlines import current_payment_deadlines, extended
@@ -51,7 +48,7 @@ from services.registration.schemas import (
 from shared import contracts as c
 from shared.catalogue import Edition, load_edition
 from shared.db import utcnow
-from shared.http import ApiError, ErrorBody, not_found, refused_by_workflow, require_internal
+from shared.http import ApiError, ErrorBody, execute_update, not_found, require_internal
 from shared.ids import new_id
 from shared.records import (
     DeliveryAddress,
@@ -189,40 +186,20 @@ async def _change(
     change: c.UnitChange | c.PersonChange,
 ) -> c.DecisionResult:
     """Ask the workflow to apply a saved revision (its update applies it if its rules allow); a refusal
-    discards the revision and answers 409 with the workflow's code."""
+    discards the revision and answers 409 with the workflow's code. If Temporal could not be asked, it
+    is unknown whether the workflow took it: the revision stays pending."""
+    # The workflow has closed: the edition is over for a unit, the registration for a person.
+    closed = registration_ended() if revisions is PersonRevision else registration_closed(ctx.edition)
     try:
-        result: c.DecisionResult = await ctx.temporal.get_workflow_handle(workflow_id).execute_update(
-            update_name, change, result_type=c.DecisionResult
-        )
-        return result
-    except WorkflowUpdateFailedError as exc:
-        refusal = _refusal(exc)
-    except RPCError as exc:
-        if exc.status is not RPCStatusCode.NOT_FOUND:
-            raise  # unknown whether the workflow took it: the revision stays pending
-        # The workflow has closed: the edition is over for a unit, the registration for a person.
-        refusal = registration_ended() if revisions is PersonRevision else registration_closed(ctx.edition)
-    async with ctx.db.transaction() as session:
-        await session.execute(
-            update(revisions)
-            .where(revisions.id == revision_id, revisions.status == RevisionStatus.PENDING)
-            .values(status=RevisionStatus.DISCARDED)
-        )
-    raise refusal
-
-
-def _refusal(error: WorkflowUpdateFailedError) -> ApiError:
-    """The workflow's refusal; or, when applying the revision itself failed (someone registered the
-    same unit or person in the meantime), that conflict."""
-    activity_failure = error.cause
-    if isinstance(activity_failure, ActivityError) and isinstance(activity_failure.cause, ApplicationError):
-        conflict = {
-            "unit_already_registered": unit_already_registered,
-            "already_registered": already_registered,
-        }
-        if activity_failure.cause.type in conflict:
-            return conflict[activity_failure.cause.type]()
-    return refused_by_workflow(error)
+        return await execute_update(ctx.temporal, workflow_id, update_name, change, closed=closed)
+    except ApiError:
+        async with ctx.db.transaction() as session:
+            await session.execute(
+                update(revisions)
+                .where(revisions.id == revision_id, revisions.status == RevisionStatus.PENDING)
+                .values(status=RevisionStatus.DISCARDED)
+            )
+        raise
 
 
 def registration_closed(edition: Edition) -> ApiError:
@@ -567,16 +544,9 @@ async def withdraw(
     async with ctx.db.sessions() as session:
         person = await _person(session, registration_id)
     request = c.Withdrawal(requested_by=(body or WithdrawalIn()).requested_by)
-    try:
-        result = await ctx.temporal.get_workflow_handle(person.workflow_id).execute_update(
-            c.UPDATE_WITHDRAW, request, result_type=c.DecisionResult
-        )
-    except WorkflowUpdateFailedError as exc:
-        raise refused_by_workflow(exc) from exc
-    except RPCError as exc:
-        if exc.status is RPCStatusCode.NOT_FOUND:
-            raise registration_ended() from exc
-        raise
+    result = await execute_update(
+        ctx.temporal, person.workflow_id, c.UPDATE_WITHDRAW, request, closed=registration_ended()
+    )
     return RegistrationStatusOut(registration_id=person.id, status=_label(RegistrationStatus(result.status)))
 
 

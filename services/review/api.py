@@ -8,11 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, not_, select
-from temporalio.client import WorkflowUpdateFailedError
 
 from services.review.models import DecisionRecord, ReviewTask
 from shared import contracts as c
-from shared.http import ApiError, ErrorBody, refused_by_workflow
+from shared.http import ApiError, ErrorBody, execute_update
 from shared.service import ServiceContext, context, create_service_app
 from shared.types import Decision
 
@@ -105,13 +104,11 @@ async def _decide(ctx: ServiceContext, kind: c.ReviewKind, subject_id: str, body
             f" ({task.close_reason}): there is nothing to decide",
             f"该审核（第{task.round}轮）已关闭，无需作出审核决定（报名已撤回，或信息修改后已由新一轮审核取代）",
         )
-    decision = c.ReviewDecision(decision=body.decision, reason=body.reason, reviewer=body.reviewer)
-    try:
-        result = await ctx.temporal.get_workflow_handle(task.workflow_id).execute_update(
-            c.UPDATE_DECIDE, decision, result_type=c.DecisionResult
-        )
-    except WorkflowUpdateFailedError as exc:
-        raise refused_by_workflow(exc) from exc
+    decision = c.ReviewDecision(
+        decision=body.decision, reason=body.reason, reviewer=body.reviewer, round=task.round
+    )
+    closed = ApiError(409, "review_closed", "this review is over: its workflow has closed", "该审核已结束")
+    result = await execute_update(ctx.temporal, task.workflow_id, c.UPDATE_DECIDE, decision, closed=closed)
     return DecisionOut(subject_id=subject_id, status=result.status)
 
 

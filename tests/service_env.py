@@ -1,0 +1,45 @@
+"""A service's own context for tests of its activities and routes: its migrated database (SQLite under
+``settings.data_dir``), and the Temporal client, HTTP client and object store the test chooses.
+
+Not a test module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from temporalio.client import Client
+
+from shared.db import Database
+from shared.migrate import upgrade
+from shared.service import ServiceContext
+from shared.settings import ServiceName, Settings
+from shared.storage import ObjectStore
+from shared.temporal import connect
+
+
+@asynccontextmanager
+async def service_context(
+    service: ServiceName,
+    settings: Settings,
+    *,
+    temporal: Client | None = None,
+    http: httpx.AsyncClient | None = None,
+    store: ObjectStore | None = None,
+) -> AsyncIterator[ServiceContext]:
+    """The tables exactly as the migrations build them; Temporal lazily connected unless given (tests
+    whose activities never call it)."""
+    upgrade((service,), settings)
+    context = ServiceContext(
+        service=service,
+        settings=settings,
+        db=Database(settings.service_database_url(service)),
+        temporal=temporal or await connect(settings, lazy=True),
+        http=http or httpx.AsyncClient(),
+        store=store or ObjectStore(settings),
+    )
+    try:
+        yield context
+    finally:
+        await context.close()
