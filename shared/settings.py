@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     # Service-to-service calls carry this bearer token on the /internal routes.
     internal_token: SecretStr = SecretStr("dev-internal-token")
+    # Keys the digests of one-time codes (password resets): a stolen table cannot be brute-forced.
+    account_code_key: SecretStr = SecretStr("dev-account-code-key")
     # Key shared with the payment gateway: callbacks are signed with it (HMAC-SHA256).
     gateway_merchant_id: str = "EXPO-DEV-MERCHANT"
     gateway_key: SecretStr = SecretStr("dev-gateway-key")

@@ -11,7 +11,10 @@ from contextlib import asynccontextmanager
 import httpx
 from temporalio.client import Client
 
+from services.registration.auth import hash_password, issue_token
+from services.registration.models import Account, AccountKind
 from shared.db import Database
+from shared.ids import new_id
 from shared.migrate import upgrade
 from shared.service import ServiceContext
 from shared.settings import ServiceName, Settings
@@ -43,3 +46,22 @@ async def service_context(
         yield context
     finally:
         await context.close()
+
+
+async def buyer_headers(
+    ctx: ServiceContext, kind: AccountKind = AccountKind.UNIT, unit_id: str | None = None
+) -> dict[str, str]:
+    """A registration-service account (owning ``unit_id``, if given), logged in: its Authorization header."""
+    async with ctx.db.transaction() as session:
+        account = Account(
+            id=new_id("A"),
+            kind=kind,
+            login=f"{new_id('L').lower()}@buyers.example.com",
+            email="buyer@buyers.example.com",
+            mobile="+8613900000000",
+            password_hash=hash_password("correct horse 42"),
+            unit_id=unit_id,
+        )
+        session.add(account)
+        token, _ = await issue_token(session, account)
+    return {"Authorization": f"Bearer {token}"}

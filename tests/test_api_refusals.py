@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.local.demo import Demo, demo_credit_code, demo_id_number, demo_photo
+from deploy.local.demo import Demo, demo_credit_code, demo_id_number, demo_photo, expo_day
 from deploy.local.stack import Stack
 from services.payment import signing
 from shared.db import utcnow
@@ -29,8 +29,9 @@ def unit_body(**changes: Any) -> dict[str, Any]:
     return body | changes
 
 
-def person_body(**changes: Any) -> dict[str, Any]:
+def person_body(stack: Stack, **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
+        "entrance_date": expo_day(stack.settings),
         "name": "赵敏", "id_type": "resident_id", "id_number": demo_id_number("19920101"),
         "mobile": "13900003333", "email": "zhao.min@haiyang.example", "job_title": "Buyer",
         "personnel_label": "purchaser", "delivery_method": "mission_collection",
@@ -49,31 +50,40 @@ def assert_refused(
     return body
 
 
+def buyer(stack: Stack) -> httpx.Client:
+    """A new unit account, logged in."""
+    return httpx.Client(headers=Demo(stack.settings).sign_up(), timeout=30)
+
+
 def test_registration_refusals_name_the_field_in_both_languages(stack: Stack) -> None:
-    api = stack.settings.registration_url
+    api, client = stack.settings.registration_url, buyer(stack)
     good = demo_credit_code("370212")
     bad_code = unit_body(credit_code=good[:-1] + ("0" if good[-1] != "0" else "1"))  # wrong check digit
-    assert_refused(httpx.post(f"{api}/v1/units", json=bad_code), 422, "invalid_credit_code", "credit_code")
+    assert_refused(client.post(f"{api}/v1/units", json=bad_code), 422, "invalid_credit_code", "credit_code")
     missing = unit_body()
     del missing["contact"]
-    body = assert_refused(httpx.post(f"{api}/v1/units", json=missing), 422, "invalid_input", "contact")
+    body = assert_refused(client.post(f"{api}/v1/units", json=missing), 422, "invalid_input", "contact")
     assert "部分信息" in body["message_zh"]
 
-    unit = httpx.post(f"{api}/v1/units", json=unit_body()).json()
+    unit = client.post(f"{api}/v1/units", json=unit_body()).json()
     assert unit["mission"] == "qingdao"
     people = f"{api}/v1/units/{unit['id']}/people"
-    first = person_body()
-    assert httpx.post(people, json=first).status_code == 201
-    assert_refused(httpx.post(people, json=first), 409, "already_registered", "id_number")  # once per edition
-    assert_refused(httpx.post(people, json=person_body(mobile="123")), 422, "invalid_mobile", "mobile")
+    first = person_body(stack)
+    assert client.post(people, json=first).status_code == 201
     assert_refused(
-        httpx.post(people, json=person_body(delivery_method="express")),
+        client.post(people, json=first), 409, "already_registered", "id_number"
+    )  # once per edition
+    assert_refused(
+        client.post(people, json=person_body(stack, mobile="123")), 422, "invalid_mobile", "mobile"
+    )
+    assert_refused(
+        client.post(people, json=person_body(stack, delivery_method="express")),
         422,
         "address_required",
         "delivery_address",
     )
     assert_refused(
-        httpx.post(people, json=person_body(delivery_method="onsite_pickup")),
+        client.post(people, json=person_body(stack, delivery_method="onsite_pickup")),
         422,
         "onsite_pickup_overseas_only",
     )
@@ -87,25 +97,25 @@ def test_registration_refusals_name_the_field_in_both_languages(stack: Stack) ->
 
 
 def test_photos_are_checked_by_decoding_them(stack: Stack) -> None:
-    api = stack.settings.registration_url
-    unit = httpx.post(f"{api}/v1/units", json=unit_body()).json()
-    person = httpx.post(f"{api}/v1/units/{unit['id']}/people", json=person_body()).json()
+    api, client = stack.settings.registration_url, buyer(stack)
+    unit = client.post(f"{api}/v1/units", json=unit_body()).json()
+    person = client.post(f"{api}/v1/units/{unit['id']}/people", json=person_body(stack)).json()
     confirm = f"{api}/v1/registrations/{person['registration_id']}/photo-confirm"
-    assert_refused(httpx.post(confirm), 409, "photo_missing", "photo")
+    assert_refused(client.post(confirm), 409, "photo_missing", "photo")
     upload = person["photo_upload"]
     for content, code in [
         (b"%PDF-1.4 not a photo", "photo_unreadable"),
         (demo_photo("x", (200, 300)), "photo_too_small"),
     ]:
         httpx.put(upload["url"], content=content, headers=upload["headers"]).raise_for_status()
-        assert_refused(httpx.post(confirm), 422, code, "photo")
+        assert_refused(client.post(confirm), 422, code, "photo")
     httpx.put(upload["url"], content=demo_photo("ok"), headers=upload["headers"]).raise_for_status()
-    assert httpx.post(confirm).json()["photo_uploaded"] is True
+    assert client.post(confirm).json()["photo_uploaded"] is True
 
 
 def test_staff_decisions_that_do_not_apply_are_refused_and_not_recorded(stack: Stack) -> None:
-    api, review = stack.settings.registration_url, stack.settings.review_url
-    unit = httpx.post(f"{api}/v1/units", json=unit_body()).json()
+    api, review, client = stack.settings.registration_url, stack.settings.review_url, buyer(stack)
+    unit = client.post(f"{api}/v1/units", json=unit_body()).json()
     Demo(stack.settings, timeout=30).wait_in_queue("unit", unit["id"])
     decide = f"{review}/v1/units/{unit['id']}/decision"
     assert_refused(httpx.post(decide, json={"decision": "reject", "reviewer": "qd"}), 409, "reason_required")
@@ -136,8 +146,9 @@ def test_forged_and_stale_gateway_callbacks_are_refused(stack: Stack) -> None:
 async def test_a_double_click_creates_one_order(stack: Stack) -> None:
     s = stack.settings
     demo = Demo(s, timeout=60)
+    demo.sign_up()
     unit = demo.call("POST", f"{s.registration_url}/v1/units", json=unit_body())
-    person = demo.call("POST", f"{s.registration_url}/v1/units/{unit['id']}/people", json=person_body())
+    person = demo.call("POST", f"{s.registration_url}/v1/units/{unit['id']}/people", json=person_body(stack))
     demo.wait_in_queue("unit", unit["id"])
     demo.call(
         "POST",

@@ -37,8 +37,11 @@ from deploy.local.demo import demo_credit_code
 from services.registration import activities as registration_activities
 from services.registration.activities import RegistrationActivities, activities
 from services.registration.api import _photo_key, app
+from services.registration.auth import hash_password, issue_token
 from services.registration.deadlines import edition_payment_deadlines
 from services.registration.models import (
+    Account,
+    AccountKind,
     PaymentDeadlineExtension,
     PersonRegistration,
     PersonRevision,
@@ -53,6 +56,7 @@ from shared import contracts as c
 from shared import temporal
 from shared.catalogue import Edition, current_edition, load_edition, years_until_open
 from shared.db import utcnow
+from shared.ids import new_id
 from shared.service import ServiceContext
 from shared.settings import Settings, get_settings
 from shared.types import DeliveryMethod, FeeKind, IdType, RegistrationStatus
@@ -60,6 +64,8 @@ from tests.service_env import service_context
 
 S = RegistrationStatus
 SHIFT = years_until_open(load_edition("ciie6"), utcnow())  # a rehearsal, as ./expo start runs
+_REHEARSAL = load_edition("ciie6").shifted(SHIFT)
+EXPO_DAY = _REHEARSAL.local(_REHEARSAL.deadlines.expo_opens).date()  # the day of entrance chosen
 TOKEN = "registration-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -114,9 +120,14 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 
 @asynccontextmanager
 async def api(
-    monkeypatch: pytest.MonkeyPatch, settings: Settings, temporal_address: str = "127.0.0.1:7233"
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    temporal_address: str = "127.0.0.1:7233",
+    *,
+    as_unit: Unit | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The registration API in process (its lifespan run), configured by EXPO_* variables as deployed."""
+    """The registration API in process (its lifespan run), configured by EXPO_* variables as deployed;
+    logged in as the account of ``as_unit`` if given."""
     monkeypatch.delenv("EXPO_DATABASE_URL", raising=False)
     monkeypatch.setenv("EXPO_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("EXPO_EDITION_YEAR_SHIFT", str(SHIFT))
@@ -127,7 +138,9 @@ async def api(
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://registration.test"
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://registration.test",
+                headers=OWNERS[as_unit.id] if as_unit else {},
             ) as client,
         ):
             yield client
@@ -161,7 +174,7 @@ def person_in(serial: int = 1, **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": "韩梅梅", "id_type": "resident_id", "id_number": resident_id(serial), "mobile": "13900002222",
         "email": "han.meimei@pudong.example", "job_title": "Buyer", "personnel_label": "purchaser",
-        "delivery_method": "mission_collection",
+        "delivery_method": "mission_collection", "entrance_date": EXPO_DAY.isoformat(),
     }  # fmt: skip
     return body | changes
 
@@ -176,7 +189,19 @@ async def add_unit(ctx: ServiceContext, workflow_id: str | None = None, division
     )
     async with ctx.db.transaction() as session:
         session.add(unit)
+        await session.flush()
+        owner = Account(
+            id=new_id("A"), kind=AccountKind.UNIT, login=f"{unit_id.lower()}@pudong.example",
+            email=f"{unit_id.lower()}@pudong.example", mobile="+8613800000001",
+            password_hash=hash_password("pudong trade 2023"), unit_id=unit_id,
+        )  # fmt: skip
+        session.add(owner)
+        token, _ = await issue_token(session, owner)
+    OWNERS[unit_id] = {"Authorization": f"Bearer {token}"}
     return unit
+
+
+OWNERS: dict[str, dict[str, str]] = {}  # unit id -> its account's Authorization header
 
 
 async def add_person(
@@ -194,6 +219,7 @@ async def add_person(
         "id_type": IdType.RESIDENT_ID, "id_number": resident_id(serial), "nationality": "CN",
         "mobile": "+8613900001111", "email": "li.lei@pudong.example", "job_title": "Buyer",
         "personnel_label": "purchaser", "delivery_method": DeliveryMethod.MISSION_COLLECTION,
+        "entrance_date": EXPO_DAY,
         "delivery_address": None, "status": status, "photo_key": f"{unit.edition}/{unit.id}/{registration_id}.jpg",
         "workflow_id": workflow_id or temporal.registration_workflow_id(unit.edition, registration_id),
     }  # fmt: skip
@@ -303,7 +329,7 @@ async def test_a_personal_data_revision_keeps_the_identity_and_the_photo(
     person = await add_person(ctx, unit, "RPERSON", serial=1)
     data = PersonalData(
         name="李雷", mobile="+8613900009999", email="lei@new.example", job_title="Purchasing manager",
-        personnel_label="manager", delivery_address=None,
+        personnel_label="manager", delivery_address=None, entrance_date=EXPO_DAY,
     )  # fmt: skip
     revision_id = await add_revision(
         ctx, PersonRevision(id="V2", registration_id=person.id, data=data.model_dump(mode="json"))
@@ -328,7 +354,7 @@ async def test_a_substitute_takes_the_place_and_must_upload_their_own_photo(
     substitute = Identity(
         name="Jane Doe", id_type=IdType.PASSPORT, id_number="E12345678", nationality="GB",
         mobile="+447700900123", email="jane@pudong.example", job_title="Engineer",
-        personnel_label="technical staff", delivery_address=None,
+        personnel_label="technical staff", delivery_address=None, entrance_date=EXPO_DAY,
     )  # fmt: skip
     revision_id = await add_revision(
         ctx,
@@ -404,7 +430,7 @@ async def test_a_substitute_registered_meanwhile_is_a_conflict_that_changes_noth
     substitute = Identity(
         name="王五", id_type=IdType.RESIDENT_ID, id_number=resident_id(2), nationality="CN",
         mobile="+8613900003333", email="wang.wu@pudong.example", job_title="Buyer",
-        personnel_label="purchaser", delivery_address=None,
+        personnel_label="purchaser", delivery_address=None, entrance_date=EXPO_DAY,
     )  # fmt: skip
     revision_id = await add_revision(
         ctx,
@@ -758,7 +784,7 @@ async def test_a_revalidation_registers_with_the_current_deadlines_and_shows_the
     base = edition_payment_deadlines(edition)
     await add_extension(ctx, b2b=base.b2b + timedelta(days=2))
     people = f"/v1/units/{unit.id}/people"
-    async with api(monkeypatch, settings, server_address(env)) as client:
+    async with api(monkeypatch, settings, server_address(env), as_unit=unit) as client:
         for number in ["B06-0001234", "B05-000123", "b05 0001234", "B05-00012345"]:  # FAQ VII: the 5th's
             assert_refused(await client.post(people, json=person_in(revalidate_certificate_no=number)),
                            422, "invalid_certificate_no", "revalidate_certificate_no")  # fmt: skip
@@ -796,7 +822,7 @@ async def test_changes_are_saved_then_applied_only_when_the_workflow_accepts_the
     await start_stand_in(env, refusing.workflow_id, subject=refusing.id, refuse="certificate_in_production")
     change = {k: v for k, v in person_in(name="李雷", mobile="13900007777", job_title="Director").items()
               if k not in ("id_type", "id_number", "delivery_method")}  # fmt: skip
-    async with stand_ins(env, ctx), api(monkeypatch, settings, server_address(env)) as client:
+    async with stand_ins(env, ctx), api(monkeypatch, settings, server_address(env), as_unit=unit) as client:
         # Personal data: applied by the workflow's call of apply_revision during the update.
         answer = await client.put(f"/v1/registrations/{person.id}", json=change)
         assert answer.status_code == 200, answer.text
@@ -870,7 +896,9 @@ async def test_changes_the_service_itself_refuses_never_reach_the_workflow(
     holder = await add_person(ctx, unit, "RHOLDER", serial=2, fee_kind=FeeKind.REVALIDATION,
                               previous_certificate_no="B05-0000001")  # fmt: skip
     change = {k: v for k, v in person_in().items() if k not in ("id_type", "id_number", "delivery_method")}
-    async with api(monkeypatch, settings) as client:  # no Temporal behind it: nothing may get that far
+    async with api(
+        monkeypatch, settings, as_unit=unit
+    ) as client:  # no Temporal behind it: nothing may get that far
         registered = person_in(2)
         assert_refused(await client.post(f"/v1/registrations/{person.id}/substitute", json=registered),
                        409, "already_registered", "id_number")  # fmt: skip

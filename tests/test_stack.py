@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from temporalio.client import Client
 
-from deploy.local.demo import Demo, DemoResult, demo_credit_code
+from deploy.local.demo import Demo, DemoResult, demo_credit_code, expo_day
 from deploy.local.stack import DEFAULT_PORTS, Stack, free_ports, running
 from shared.db import sync_url
 from shared.settings import ServiceName
@@ -227,6 +227,7 @@ def test_a_restart_continues_open_workflows(tmp_path: Path) -> None:
     with running(stack):
         s = stack.settings
         demo = Demo(s, out=io.StringIO(), timeout=60)
+        demo.sign_up()
         unit = demo.call("POST", f"{s.registration_url}/v1/units", json={
             "kind": "enterprise", "name": "深圳前海贸易有限公司", "credit_code": demo_credit_code("440305"),
             "address": "深圳市南山区前海大道1号", "industry": "Trade",
@@ -237,7 +238,7 @@ def test_a_restart_continues_open_workflows(tmp_path: Path) -> None:
         person = demo.call("POST", f"{s.registration_url}/v1/units/{unit['id']}/people", json={
             "name": "陈晨", "id_type": "passport", "id_number": "E12345678", "mobile": "13911112222",
             "email": "chen@qianhai.example", "job_title": "Buyer", "personnel_label": "purchaser",
-            "delivery_method": "mission_collection",
+            "delivery_method": "mission_collection", "entrance_date": expo_day(s),
         })  # fmt: skip
     with running(stack):  # same data directory and ports
         demo = Demo(stack.settings, out=io.StringIO(), timeout=60)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deploy.local.demo import Demo, demo_credit_code, demo_id_number
+from deploy.local.demo import Demo, demo_credit_code, demo_id_number, expo_day
 from deploy.local.stack import Stack
 from shared.http import internal_headers
 from shared.types import RegistrationStatus as S
@@ -18,8 +18,9 @@ from shared.types import RegistrationStatus as S
 pytestmark = pytest.mark.stack
 
 
-def person(name: str, birth: str, mobile: str) -> dict[str, Any]:
+def person(stack: Stack, name: str, birth: str, mobile: str) -> dict[str, Any]:
     return {
+        "entrance_date": expo_day(stack.settings),
         "name": name, "id_type": "resident_id", "id_number": demo_id_number(birth), "mobile": mobile,
         "email": f"{mobile}@jiangsu-trade.example", "job_title": "Buyer", "personnel_label": "purchaser",
         "delivery_method": "mission_collection",
@@ -40,6 +41,7 @@ def steps(demo: Demo, registration_id: str) -> list[str]:
 
 def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: Stack) -> None:
     demo = Demo(stack.settings, timeout=60)
+    demo.sign_up()
     reg, review, pay = stack.settings.registration_url, stack.settings.review_url, stack.settings.payment_url
     unit = demo.call("POST", f"{reg}/v1/units", json={
         "kind": "enterprise", "name": "南京江海贸易有限公司", "credit_code": demo_credit_code("320105"),
@@ -50,9 +52,9 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
     leaving, paying, changing = (
         demo.call("POST", f"{reg}/v1/units/{unit['id']}/people", json=body)["registration_id"]
         for body in (
-            person("钱进", "19800101", "13900004441"),
-            person("孙莉", "19850202", "13900004442"),
-            person("吴昊", "19900303", "13900004443"),
+            person(stack, "钱进", "19800101", "13900004441"),
+            person(stack, "孙莉", "19850202", "13900004442"),
+            person(stack, "吴昊", "19900303", "13900004443"),
         )
     )
     demo.wait_in_queue("unit", unit["id"])
@@ -126,7 +128,7 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
     assert [d["decision"] for d in paid_order["transfer_decisions"]] == ["reject", "approve"]
 
     # Personal data change before the review; once the review passes, changes and refunds are refused.
-    change = {k: v for k, v in person("吴昊", "19900303", "13900004449").items() if k in CHANGEABLE}
+    change = {k: v for k, v in person(stack, "吴昊", "19900303", "13900004449").items() if k in CHANGEABLE}
     changed = demo.call("PUT", f"{reg}/v1/registrations/{changing}", json=change)
     assert changed["registration_id"] == changing
     assert steps(demo, changing)[-1] == "person_changed"

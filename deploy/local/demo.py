@@ -22,6 +22,7 @@ import httpx
 from PIL import Image, ImageDraw
 from stdnum.cn import ric, uscc
 
+from shared.catalogue import current_edition
 from shared.settings import Settings, get_settings
 from shared.types import RegistrationStatus
 
@@ -53,6 +54,12 @@ def demo_photo(label: str, size: tuple[int, int] = (354, 472)) -> bytes:
     out = io.BytesIO()
     image.save(out, "JPEG", quality=90)
     return out.getvalue()
+
+
+def expo_day(settings: Settings) -> str:
+    """The expo's first day (Beijing date): the day of entrance the demo's buyers choose."""
+    edition = current_edition(settings)
+    return edition.local(edition.deadlines.expo_opens).date().isoformat()
 
 
 @dataclass
@@ -112,8 +119,25 @@ class Demo:
                 raise TimeoutError(f"timed out waiting for {what}")
             time.sleep(0.2)
 
+    def sign_up(self, kind: str = "unit", mobile: str = "13812345678") -> dict[str, str]:
+        """A new buyer account, logged in: its Authorization header (also used by this demo's calls
+        from now on)."""
+        email = f"buyer-{secrets.token_hex(4)}@dongfang-trade.example"
+        password = f"Expo-{secrets.token_urlsafe(12)}-2023"
+        self.call("POST", f"{self.s.registration_url}/v1/accounts", json={
+            "kind": kind, "email": email, "mobile": mobile, "password": password,
+        })  # fmt: skip
+        login = self.call(
+            "POST", f"{self.s.registration_url}/v1/sessions", json={"login": email, "password": password}
+        )
+        headers = {"Authorization": f"Bearer {login['token']}"}
+        self.http.headers.update(headers)
+        return headers
+
     def run(self) -> DemoResult:
         reg, review, pay = self.s.registration_url, self.s.review_url, self.s.payment_url
+        self.sign_up()
+        self.say("0. The unit's account signed up and logged in")
         unit = self.call("POST", f"{reg}/v1/units", json={
             "kind": "enterprise",
             "name": "上海东方国际贸易有限公司",
@@ -139,7 +163,7 @@ class Demo:
             person = self.call("POST", f"{reg}/v1/units/{unit['id']}/people", json={
                 "name": name, "id_type": "resident_id", "id_number": demo_id_number(birth),
                 "mobile": mobile, "email": email, "job_title": title, "personnel_label": "purchaser",
-                "delivery_method": "express",
+                "delivery_method": "express", "entrance_date": expo_day(self.s),
                 "delivery_address": {
                     "recipient": name, "mobile": mobile, "province": "上海市", "city": "上海市",
                     "district": "浦东新区", "detail": "世纪大道100号15楼", "postal_code": "200120",

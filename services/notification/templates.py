@@ -190,3 +190,27 @@ def render(step: Step, params: dict[str, str]) -> tuple[str, str, str]:
     zh_text, en_text = template.zh.format_map(values), template.en.format_map(values)
     subject = f"进博会采购商报名 CIIE buyer registration {params.get('registration_id', '')}: {step.value.replace('_', ' ')}"
     return subject, zh_text, en_text
+
+
+# ------------------------------------------------------------------------------------------ account messages
+
+# Messages about a buyer's account rather than a registration, sent on request of the registration
+# service (POST /internal/messages). The SMS carries both languages: a mainland mobile may belong to a
+# foreign buyer.
+ACCOUNT_SUBJECTS: dict[str, str] = {
+    "password_reset": "进博会采购商账户密码重置 CIIE buyer account: password reset",
+}
+ACCOUNT_TEMPLATES: dict[str, Template] = {
+    "password_reset": Template(
+        "您正在重置进博会采购商账户密码，验证码为{code}，{minutes}分钟内有效。请勿将验证码告诉他人；如非本人操作，请忽略本消息。",
+        "Your CIIE buyer account password reset code is {code}, valid for {minutes} minutes. Do not share "
+        "it with anyone; if you did not ask for it, ignore this message.",
+    ),
+}
+
+
+def render_account_message(template: str, params: dict[str, str]) -> tuple[str, str, str]:
+    """(subject, Chinese text, English text) of an account message."""
+    values = _Blank(params)
+    text = ACCOUNT_TEMPLATES[template]
+    return ACCOUNT_SUBJECTS[template], text.zh.format_map(values), text.en.format_map(values)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import Body, Depends, Query
@@ -14,9 +15,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from services.registration import validation
+from services.registration import accounts, validation
+from services.registration.auth import CurrentAccount, own_person, own_unit
 from services.registration.deadlines import current_payment_deadlines, extended
 from services.registration.models import (
+    Account,
+    AccountKind,
     PaymentDeadlineExtension,
     PersonRegistration,
     PersonRevision,
@@ -30,6 +34,7 @@ from services.registration.schemas import (
     DeadlineExtensionIn,
     DeadlineExtensionOut,
     DeliveryAddressIn,
+    EditionOut,
     InstantOut,
     NextAction,
     PaymentDeadlinesOut,
@@ -59,17 +64,33 @@ from shared.records import (
 )
 from shared.service import ServiceContext, context, create_service_app
 from shared.temporal import registration_workflow_id, start_workflow, unit_workflow_id
-from shared.types import DeliveryMethod, FeeKind, IdType, PaymentMethod, RegistrationStatus
+from shared.types import DeliveryMethod, FeeKind, IdType, PaymentMethod, RegistrationStatus, UnitKind
 
 app = create_service_app(
     "registration",
     title="Buyer registration",
     description="Units and their people register for an edition, upload photos and follow their progress.",
 )
+app.include_router(accounts.router)
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422)}
 PHOTO_MAX_BYTES = 2 * 1024 * 1024
 PHOTO_UPLOAD_SECONDS = 900
+
+
+def check_entrance_date(edition: Edition, day: date) -> None:
+    """The day of entrance is one of the expo's days (Beijing dates)."""
+    first, last = (
+        edition.local(edition.deadlines.expo_opens).date(),
+        edition.local(edition.deadlines.expo_closes).date(),
+    )
+    if not first <= day <= last:
+        raise validation.invalid(
+            "entrance_date",
+            "entrance_date_outside_expo",
+            f"the day of entrance must be an expo day, {first} to {last}",
+            f"入场日期须在展会期间（{first}至{last}）",
+        )
 
 
 def ensure_registration_open(edition: Edition) -> None:
@@ -81,10 +102,26 @@ def ensure_registration_open(edition: Edition) -> None:
 
 
 @app.post("/v1/units", status_code=201, response_model=UnitOut, responses=ERRORS, tags=["units"])
-async def register_unit(body: UnitIn, ctx: Ctx) -> Unit:
-    """Register a unit (affiliation) and put it in its trade mission's review queue."""
+async def register_unit(body: UnitIn, ctx: Ctx, account: CurrentAccount) -> Unit:
+    """Register the account's unit (affiliation) and put it in its trade mission's review queue. An
+    individual's account registers an individual "unit": their own affiliation data (FAQ XIV)."""
     edition = ctx.edition
     ensure_registration_open(edition)
+    if account.unit_id is not None:
+        raise ApiError(
+            409,
+            "unit_exists",
+            f"this account has already registered its unit ({account.unit_id})",
+            "该账户已登记单位信息",
+        )
+    individual = account.kind is AccountKind.INDIVIDUAL
+    if individual != (body.kind is UnitKind.INDIVIDUAL):
+        raise validation.invalid(
+            "kind",
+            "unit_kind_mismatch",
+            "an individual's account registers kind 'individual', a unit's account any other kind",
+            "个人账户的单位类型须为“个人”，单位账户不能选择“个人”",
+        )
     data = unit_data(body)
     unit_id = new_id("U")
     unit = Unit(
@@ -99,6 +136,9 @@ async def register_unit(body: UnitIn, ctx: Ctx) -> Unit:
             await session.flush()
         except IntegrityError as exc:
             raise unit_already_registered() from exc
+        owner = await session.get(Account, account.id)
+        assert owner is not None
+        owner.unit_id = unit_id
         # Started inside the transaction: if Temporal refuses, nothing is saved and the buyer retries.
         await start_workflow(
             ctx.temporal,
@@ -128,16 +168,26 @@ def unit_already_registered() -> ApiError:
 
 
 @app.get("/v1/units/{unit_id}", response_model=UnitOut, responses=ERRORS, tags=["units"])
-async def get_unit(unit_id: str, ctx: Ctx) -> Unit:
+async def get_unit(unit_id: str, ctx: Ctx, account: CurrentAccount) -> Unit:
     async with ctx.db.sessions() as session:
-        unit = await session.get(Unit, unit_id)
-    if unit is None:
-        raise not_found("unit", "单位")
-    return unit
+        return own_unit(account, await session.get(Unit, unit_id))
+
+
+@app.get("/v1/units/{unit_id}/people", response_model=list[PersonOut], responses=ERRORS, tags=["people"])
+async def unit_people(unit_id: str, ctx: Ctx, account: CurrentAccount) -> list[PersonOut]:
+    """The unit's people, in the order they registered, each with the status and deadline that apply."""
+    async with ctx.db.sessions() as session:
+        unit = own_unit(account, await session.get(Unit, unit_id))
+        people = await session.scalars(
+            select(PersonRegistration)
+            .where(PersonRegistration.unit_id == unit.id)
+            .order_by(PersonRegistration.created_at, PersonRegistration.id)
+        )
+        return [_person_out(person, ctx.edition) for person in people]
 
 
 @app.put("/v1/units/{unit_id}", response_model=UnitOut, responses=ERRORS, tags=["units"])
-async def change_unit(unit_id: str, body: UnitIn, ctx: Ctx) -> Unit:
+async def change_unit(unit_id: str, body: UnitIn, ctx: Ctx, account: CurrentAccount) -> Unit:
     """Modify the unit's data (checked as at registration) until registration closes: a rejected unit
     is resubmitted, an approved one is reviewed again. The unit stays in its trade mission."""
     edition = ctx.edition
@@ -145,9 +195,14 @@ async def change_unit(unit_id: str, body: UnitIn, ctx: Ctx) -> Unit:
     data = unit_data(body)
     revision_id = new_id("V")
     async with ctx.db.transaction() as session:
-        unit = await session.get(Unit, unit_id)
-        if unit is None:
-            raise not_found("unit", "单位")
+        unit = own_unit(account, await session.get(Unit, unit_id))
+        if body.kind is not unit.kind and UnitKind.INDIVIDUAL in (body.kind, unit.kind):
+            raise validation.invalid(
+                "kind",
+                "unit_kind_mismatch",
+                "an individual stays an individual",
+                "个人不能改为单位，单位不能改为个人",
+            )
         if (data.mission, data.sub_mission) != (unit.mission, unit.sub_mission):
             # The unit's workflow, its members' and the review queue are the mission's.
             raise ApiError(
@@ -244,6 +299,7 @@ def _person_out(
         id_number_masked=_mask(person.id_number),
         fee_kind=person.fee_kind,
         delivery_method=person.delivery_method,
+        entrance_date=person.entrance_date,
         status=_label(person.status),
         deadline=edition.local(person.deadline) if person.deadline else None,
         revalidate_certificate_no=person.previous_certificate_no,
@@ -309,6 +365,7 @@ def _personal_data(
         job_title=body.job_title,
         personnel_label=body.personnel_label,
         delivery_address=_check_delivery(method, body.delivery_address, unit, nationality),
+        entrance_date=body.entrance_date,
     )
 
 
@@ -367,7 +424,7 @@ def _photo_key(person: PersonRegistration) -> str:
 @app.post(
     "/v1/units/{unit_id}/people", status_code=201, response_model=PersonOut, responses=ERRORS, tags=["people"]
 )
-async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
+async def register_person(unit_id: str, body: PersonIn, ctx: Ctx, account: CurrentAccount) -> PersonOut:
     """Register a person of the unit. The answer carries a presigned URL to upload the photo to.
 
     Holders of the previous edition's certificate whose data is unchanged give its number
@@ -378,10 +435,18 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
     if body.revalidate_certificate_no is not None:
         previous_certificate_no = _revalidated_certificate(edition, body.revalidate_certificate_no)
     registration_id = new_id("R")
+    check_entrance_date(edition, body.entrance_date)
     async with ctx.db.transaction() as session:
-        unit = await session.get(Unit, unit_id)
-        if unit is None:
-            raise not_found("unit", "单位")
+        unit = own_unit(account, await session.get(Unit, unit_id))
+        if unit.kind is UnitKind.INDIVIDUAL and await session.scalar(
+            select(PersonRegistration.id).where(PersonRegistration.unit_id == unit.id)
+        ):
+            raise ApiError(
+                409,
+                "individual_registers_once",
+                "an individual's account registers one person: its holder",
+                "个人账户只能为本人报名一人",
+            )
         identity = _identity(body, unit)
         if previous_certificate_no is not None and await session.scalar(
             select(PersonRegistration.id).where(
@@ -433,41 +498,43 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
     return _person_out(person, edition, _photo_upload(ctx, _photo_key(person)))
 
 
-async def _person(session: AsyncSession, registration_id: str) -> PersonRegistration:
+async def _person(session: AsyncSession, account: Account, registration_id: str) -> PersonRegistration:
+    """The caller's own registration (404 for anyone else's)."""
     person = await session.scalar(
         select(PersonRegistration)
         .where(PersonRegistration.id == registration_id)
-        .options(selectinload(PersonRegistration.unit))
+        .options(selectinload(PersonRegistration.unit), selectinload(PersonRegistration.events))
     )
-    if person is None:
-        raise not_found("registration", "报名记录")
-    return person
+    return own_person(account, person)
 
 
 @app.get("/v1/registrations/{registration_id}", response_model=PersonOut, responses=ERRORS, tags=["people"])
-async def get_person(registration_id: str, ctx: Ctx) -> PersonOut:
+async def get_person(registration_id: str, ctx: Ctx, account: CurrentAccount) -> PersonOut:
     async with ctx.db.sessions() as session:
-        return _person_out(await _person(session, registration_id), ctx.edition)
+        return _person_out(await _person(session, account, registration_id), ctx.edition)
 
 
 @app.put("/v1/registrations/{registration_id}", response_model=PersonOut, responses=ERRORS, tags=["people"])
-async def change_person(registration_id: str, body: PersonChangeIn, ctx: Ctx) -> PersonOut:
+async def change_person(
+    registration_id: str, body: PersonChangeIn, ctx: Ctx, account: CurrentAccount
+) -> PersonOut:
     """Change personal data before the personnel review passes (under review, it is reviewed anew).
 
     A re-validated certificate is unchanged: its holder's name and personnel label stay (FAQ VII)."""
+    check_entrance_date(ctx.edition, body.entrance_date)
     revision_id = new_id("V")
     async with ctx.db.transaction() as session:
-        person = await _person(session, registration_id)
+        person = await _person(session, account, registration_id)
         data = _personal_data(body, person.delivery_method, person.unit, person.nationality)
         if person.fee_kind is FeeKind.REVALIDATION:
-            for field in ("name", "personnel_label"):
+            for field in ("name", "personnel_label", "entrance_date"):
                 if getattr(data, field) != getattr(person, field):
                     raise ApiError(
                         409,
                         "certificate_data_fixed",
-                        "a re-validated certificate keeps the data printed on it: the name and personnel"
-                        " label cannot change",
-                        "证件延续使用须证件信息不变，姓名和人员标签不能修改",
+                        "a re-validated certificate keeps the data printed on it: the name, personnel"
+                        " label and day of entrance cannot change",
+                        "证件延续使用须证件信息不变，姓名、人员标签和入场日期不能修改",
                         field=field,
                     )
         session.add(
@@ -476,7 +543,7 @@ async def change_person(registration_id: str, body: PersonChangeIn, ctx: Ctx) ->
     change = c.PersonChange(revision_id=revision_id, substitution=False)
     await _change(ctx, PersonRevision, revision_id, person.workflow_id, c.UPDATE_CHANGE_PERSON, change)
     async with ctx.db.sessions() as session:
-        return _person_out(await _person(session, registration_id), ctx.edition)
+        return _person_out(await _person(session, account, registration_id), ctx.edition)
 
 
 @app.post(
@@ -485,7 +552,9 @@ async def change_person(registration_id: str, body: PersonChangeIn, ctx: Ctx) ->
     responses=ERRORS,
     tags=["people"],
 )
-async def substitute_person(registration_id: str, body: PersonIn, ctx: Ctx) -> PersonOut:
+async def substitute_person(
+    registration_id: str, body: PersonIn, ctx: Ctx, account: CurrentAccount
+) -> PersonOut:
     """Another person takes this place before the personnel review passes (FAQ X): the registration
     and its payment stay, the new person is reviewed and uploads their own photo (URL in the answer).
     The delivery method stays as registered."""
@@ -497,9 +566,10 @@ async def substitute_person(registration_id: str, body: PersonIn, ctx: Ctx) -> P
             "a certificate is re-validated by its holder's own registration, not as a substitute",
             "证件延续使用须由原持证人本人报名办理，不能以换人方式办理",
         )
+    check_entrance_date(edition, body.entrance_date)
     revision_id = new_id("V")
     async with ctx.db.transaction() as session:
-        person = await _person(session, registration_id)
+        person = await _person(session, account, registration_id)
         if body.delivery_method is not person.delivery_method:
             raise validation.invalid(
                 "delivery_method",
@@ -527,7 +597,7 @@ async def substitute_person(registration_id: str, body: PersonIn, ctx: Ctx) -> P
     change = c.PersonChange(revision_id=revision_id, substitution=True)
     await _change(ctx, PersonRevision, revision_id, person.workflow_id, c.UPDATE_CHANGE_PERSON, change)
     async with ctx.db.sessions() as session:
-        person = await _person(session, registration_id)
+        person = await _person(session, account, registration_id)
     return _person_out(person, edition, _photo_upload(ctx, _photo_key(person)))
 
 
@@ -538,11 +608,14 @@ async def substitute_person(registration_id: str, body: PersonIn, ctx: Ctx) -> P
     tags=["people"],
 )
 async def withdraw(
-    registration_id: str, ctx: Ctx, body: Annotated[WithdrawalIn | None, Body()] = None
+    registration_id: str,
+    ctx: Ctx,
+    account: CurrentAccount,
+    body: Annotated[WithdrawalIn | None, Body()] = None,
 ) -> RegistrationStatusOut:
     """Withdraw before payment, or after it and before the personnel review (the fee is refunded)."""
     async with ctx.db.sessions() as session:
-        person = await _person(session, registration_id)
+        person = await _person(session, account, registration_id)
     request = c.Withdrawal(requested_by=(body or WithdrawalIn()).requested_by)
     result = await execute_update(
         ctx.temporal, person.workflow_id, c.UPDATE_WITHDRAW, request, closed=registration_ended()
@@ -556,10 +629,10 @@ async def withdraw(
     responses=ERRORS,
     tags=["people"],
 )
-async def new_photo_upload(registration_id: str, ctx: Ctx) -> PhotoUploadOut:
+async def new_photo_upload(registration_id: str, ctx: Ctx, account: CurrentAccount) -> PhotoUploadOut:
     """A fresh presigned URL for the photo (the one given at registration expires)."""
     async with ctx.db.sessions() as session:
-        person = await _person(session, registration_id)
+        person = await _person(session, account, registration_id)
     return _photo_upload(ctx, _photo_key(person))
 
 
@@ -569,10 +642,10 @@ async def new_photo_upload(registration_id: str, ctx: Ctx) -> PhotoUploadOut:
     responses=ERRORS,
     tags=["people"],
 )
-async def confirm_photo(registration_id: str, ctx: Ctx) -> PersonOut:
+async def confirm_photo(registration_id: str, ctx: Ctx, account: CurrentAccount) -> PersonOut:
     """Check the uploaded photo by decoding it (JPEG or PNG, at most 2 MiB, at least 295×413 px)."""
     async with ctx.db.transaction() as session:
-        person = await _person(session, registration_id)
+        person = await _person(session, account, registration_id)
         key = _photo_key(person)
         size = await ctx.store.size(ctx.settings.bucket_photos, key)
         if size is None:
@@ -605,6 +678,7 @@ async def confirm_photo(registration_id: str, ctx: Ctx) -> PersonOut:
                 field="photo",
             )
         person.photo_key = key
+        person.photo_sha256 = hashlib.sha256(data).hexdigest()  # re-validation compares it (FAQ VII)
     return _person_out(person, ctx.edition)
 
 
@@ -614,17 +688,11 @@ async def confirm_photo(registration_id: str, ctx: Ctx) -> PersonOut:
     responses=ERRORS,
     tags=["people"],
 )
-async def timeline(registration_id: str, ctx: Ctx) -> TimelineOut:
+async def timeline(registration_id: str, ctx: Ctx, account: CurrentAccount) -> TimelineOut:
     """Each step with its time (Beijing), what the buyer must do next and the deadline that applies."""
     edition = ctx.edition
     async with ctx.db.sessions() as session:
-        person = await session.scalar(
-            select(PersonRegistration)
-            .where(PersonRegistration.id == registration_id)
-            .options(selectinload(PersonRegistration.events))
-        )
-    if person is None:
-        raise not_found("registration", "报名记录")
+        person = await _person(session, account, registration_id)
     action = NEXT_ACTION.get(person.status)
 
     def beijing(instant: datetime | None) -> datetime | None:
@@ -668,6 +736,29 @@ def _deadlines_out(edition: Edition, deadlines: c.PaymentDeadlines) -> dict[str,
     return {"edition": edition.code} | {
         method.value: instant(deadlines.closes(method)) for method in PaymentMethod
     }
+
+
+@app.get("/v1/editions/{edition}", response_model=EditionOut, responses=ERRORS, tags=["editions"])
+async def edition_calendar(edition: str, ctx: Ctx) -> EditionOut:
+    """The edition's calendar (Beijing time) and fees in fen: what a buyer needs before registering."""
+    served = _served_edition(ctx, edition)
+    async with ctx.db.sessions() as session:
+        deadlines = await current_payment_deadlines(session, served)
+
+    def instant(at: datetime) -> InstantOut:
+        return InstantOut(beijing=served.local(at), utc=at.astimezone(UTC))
+
+    calendar = served.deadlines
+    return EditionOut(
+        edition=served.code,
+        name_zh=served.name_zh,
+        name_en=served.name_en,
+        registration_closes=instant(calendar.registration_closes),
+        payment=PaymentDeadlinesOut.model_validate(_deadlines_out(served, deadlines)),
+        expo_opens=instant(calendar.expo_opens),
+        expo_closes=instant(calendar.expo_closes),
+        fees_fen={kind.value: served.fee(kind) for kind in FeeKind},
+    )
 
 
 @app.get(

@@ -6,7 +6,7 @@ here through the ``registration.record_*`` activities.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -89,6 +89,10 @@ class PersonRegistration(Base):
     delivery_method: Mapped[DeliveryMethod] = mapped_column()
     delivery_address: Mapped[dict[str, Any] | None] = mapped_column()
     photo_key: Mapped[str | None] = mapped_column(String(200))
+    photo_sha256: Mapped[str | None] = mapped_column(String(64))  # of the checked photo: re-validation
+    # The day printed on the certificate; required of every registration (None only in rows that
+    # predate the column).
+    entrance_date: Mapped[date | None] = mapped_column()
     # Re-validation (FAQ VII): the number of last edition's certificate that becomes valid again.
     previous_certificate_no: Mapped[str | None] = mapped_column(String(24))
     # The substitution that put the current person in this place, if any: their photo is their own.
@@ -181,3 +185,89 @@ class PaymentDeadlineExtension(Base):
     extended_by: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# ------------------------------------------------------------------------------------------ accounts
+
+
+class AccountKind(StrEnum):
+    UNIT = "unit"  # a unit's account: registers the unit and any number of its people
+    INDIVIDUAL = "individual"  # an individual buyer: their own "unit" of kind individual, one person
+
+
+class Account(Base):
+    """Who may act for a unit: every buyer-facing call is scoped to the account's one unit."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    kind: Mapped[AccountKind] = mapped_column()
+    login: Mapped[str] = mapped_column(String(254), unique=True)  # the email, lower-cased
+    email: Mapped[str] = mapped_column(String(254))
+    mobile: Mapped[str] = mapped_column(String(32))  # E.164: where reset codes go by SMS
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id
+    unit_id: Mapped[str | None] = mapped_column(ForeignKey("units.id"), unique=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)  # since the last success
+    locked_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccountSession(Base):
+    """A login: the bearer token is given once; only its SHA-256 is kept."""
+
+    __tablename__ = "account_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class PasswordResetCode(Base):
+    """A one-time code sent by SMS or email to reset a password; only its SHA-256 is kept."""
+
+    __tablename__ = "password_reset_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    code_sha256: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(8))  # sms or email
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    attempts: Mapped[int] = mapped_column(default=0)
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+# ------------------------------------------------------------------------------------------ previous editions
+
+
+class PreviousBuyer(Base):
+    """A certificate holder of an earlier edition, imported from that edition's records: fills the
+    affiliation of a returning buyer and decides re-validation (FAQ VII) field by field."""
+
+    __tablename__ = "previous_buyers"
+    __table_args__ = (Index("ix_previous_buyers_identity", "id_type", "id_number"),)
+
+    certificate_no: Mapped[str] = mapped_column(String(24), primary_key=True)
+    edition: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    id_type: Mapped[IdType] = mapped_column()
+    id_number: Mapped[str] = mapped_column(String(32))
+    personnel_label: Mapped[str] = mapped_column(String(64))
+    photo_sha256: Mapped[str] = mapped_column(String(64))
+    entrance_date: Mapped[date] = mapped_column()
+    # the affiliation as it was
+    unit_kind: Mapped[UnitKind] = mapped_column()
+    affiliation: Mapped[Affiliation] = mapped_column()
+    unit_name: Mapped[str] = mapped_column(String(200))
+    credit_code: Mapped[str | None] = mapped_column(String(18))
+    country: Mapped[str] = mapped_column(String(2))
+    foreign_registration_no: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(300))
+    industry: Mapped[str] = mapped_column(String(100))
+    mission: Mapped[str] = mapped_column(String(64))
+    sub_mission: Mapped[str | None] = mapped_column(String(96))
+    referral_code: Mapped[str | None] = mapped_column(String(16))
+    lost_or_damaged: Mapped[bool] = mapped_column(default=False)  # reported: not re-validatable
+    imported_at: Mapped[datetime] = mapped_column(default=utcnow)

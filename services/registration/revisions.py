@@ -7,6 +7,7 @@ calls ``registration.apply_revision``, which copies the data onto the unit or th
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +58,7 @@ class PersonalData(_Data):
     job_title: str
     personnel_label: str
     delivery_address: dict[str, str] | None
+    entrance_date: date
 
 
 class Identity(PersonalData):
@@ -129,4 +131,5 @@ def apply_person(
         return
     Identity.model_validate(data).copy_onto(person)
     person.photo_key = None
+    person.photo_sha256 = None
     person.identity_revision_id = revision_id

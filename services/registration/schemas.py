@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
@@ -100,6 +100,7 @@ class PersonChangeIn(Body):
     job_title: Text
     personnel_label: Text = Field(description="e.g. purchaser, manager, technical staff")
     delivery_address: DeliveryAddressIn | None = None
+    entrance_date: date = Field(description="the day of entrance printed on the certificate: an expo day")
 
 
 class PersonIn(PersonChangeIn):
@@ -142,6 +143,7 @@ class PersonOut(BaseModel):
     id_number_masked: str
     fee_kind: FeeKind
     delivery_method: DeliveryMethod
+    entrance_date: date | None
     status: StatusLabel
     deadline: datetime | None = Field(description="the deadline that applies now, Beijing time")
     revalidate_certificate_no: str | None = Field(description="last edition's certificate, re-validated")
@@ -198,6 +200,17 @@ class PaymentDeadlinesOut(BaseModel):
     qr: InstantOut = Field(description="payment by QR code (UnionPay, WeChat Pay, Alipay)")
     b2b: InstantOut = Field(description="payment through the B2B gateway")
     transfer: InstantOut = Field(description="bank transfer and the upload of its voucher")
+
+
+class EditionOut(BaseModel):
+    edition: str
+    name_zh: str
+    name_en: str
+    registration_closes: InstantOut = Field(description="no on-site registration after it")
+    payment: PaymentDeadlinesOut
+    expo_opens: InstantOut
+    expo_closes: InstantOut
+    fees_fen: dict[str, int] = Field(description="per person, by fee kind, in fen")
 
 
 class DeadlineExtensionOut(PaymentDeadlinesOut):

@@ -3,6 +3,8 @@ in Chinese and English."""
 
 from __future__ import annotations
 
+import re
+
 import phonenumbers
 from stdnum.cn import ric, uscc
 from stdnum.exceptions import ValidationError as StdnumError
@@ -45,9 +47,31 @@ def id_number(id_type: IdType, value: str, field: str = "id_number") -> str:
                 f"not a valid resident identity card number ({exc})",
                 "居民身份证号码无效，请核对后重新填写",
             ) from exc
-    if not (5 <= len(value) <= 20 and value.isalnum() and value.isascii()):
-        raise invalid(field, "invalid_id_number", "the document number looks wrong", "证件号码格式有误")
+    pattern, shape_en, shape_zh = DOCUMENT_NUMBERS[id_type]
+    if not re.fullmatch(pattern, value):
+        raise invalid(
+            field,
+            "invalid_id_number",
+            f"the {id_type.value.replace('_', ' ')} number should be {shape_en}",
+            f"证件号码格式有误：{shape_zh}",
+        )
     return value
+
+
+# The shapes of the other documents' numbers (no public checksum to verify).
+DOCUMENT_NUMBERS: dict[IdType, tuple[str, str, str]] = {
+    IdType.PASSPORT: (r"[A-Z0-9]{5,20}", "5 to 20 letters and digits", "护照号码为5至20位字母或数字"),
+    IdType.HK_MACAO_PERMIT: (
+        r"[HM]\d{8}(\d{2})?",
+        "H or M followed by 8 (or 10) digits",
+        "港澳居民来往内地通行证号码为H或M加8位（或10位）数字",
+    ),
+    IdType.TAIWAN_PERMIT: (
+        r"\d{8}(\d{2})?",
+        "8 (or 10) digits",
+        "台湾居民来往大陆通行证号码为8位（或10位）数字",
+    ),
+}
 
 
 def mobile(value: str, field: str = "mobile", region: str = "CN") -> str:
