@@ -4,11 +4,14 @@ buyer sees them) and loses nothing that was already saved. Against the running s
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import secrets
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from deploy.local.demo import Demo, demo_credit_code, demo_id_number, demo_photo, expo_day
 from deploy.local.stack import Stack
@@ -48,6 +51,12 @@ def assert_refused(
     if field:
         assert body["field"] == field
     return body
+
+
+def gif_photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (354, 472), (200, 200, 200)).save(out, "GIF")
+    return out.getvalue()
 
 
 def buyer(stack: Stack) -> httpx.Client:
@@ -106,6 +115,8 @@ def test_photos_are_checked_by_decoding_them(stack: Stack) -> None:
     for content, code in [
         (b"%PDF-1.4 not a photo", "photo_unreadable"),
         (demo_photo("x", (200, 300)), "photo_too_small"),
+        (gif_photo(), "photo_format"),
+        (secrets.token_bytes(2 * 1024 * 1024 + 1), "photo_too_large"),
     ]:
         httpx.put(upload["url"], content=content, headers=upload["headers"]).raise_for_status()
         assert_refused(client.post(confirm), 422, code, "photo")

@@ -11,14 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from deploy.local.demo import demo_credit_code, demo_id_number
 from services.registration import api
-from services.registration.models import AccountKind
+from services.registration.models import AccountKind, PreviousBuyer
+from services.registration.previous import import_shipped
 from shared.catalogue import current_edition, load_edition, years_until_open
 from shared.db import utcnow
 from shared.service import ServiceContext
 from shared.settings import Settings
+from shared.types import Affiliation, IdType
 from tests.service_env import buyer_headers, service_context
 from tests.workflow_env import time_skipping_environment
 
@@ -211,3 +214,70 @@ async def test_nothing_new_is_accepted_after_registration_closes(tmp_path: Path)
         )
         assert "2023-10-01 00:00 Beijing time" in body["message"] and "on-site" in body["message"]
         assert "不设现场报名" in body["message_zh"]
+
+
+async def test_a_returning_buyer_is_prefilled_then_revalidated_only_with_unchanged_data(
+    open_api: Api,
+) -> None:
+    await import_shipped(open_api.ctx.db)  # the 4th and 5th CIIE's certificate holders
+    client, headers, day = open_api.client, open_api.unit_headers, open_api.expo_day
+    holder = {"id_type": "resident_id", "id_number": "31010419850312011X"}  # 张三, card B05-0102345
+    found = await client.get("/v1/previous-buyers/lookup", params=holder, headers=headers)
+    assert found.status_code == 200, found.text
+    card = found.json()
+    assert (card["certificate_no"], card["fee_kind"], card["revalidatable"]) == (
+        "B05-0102345",
+        "revalidation",
+        True,
+    )
+    assert "31010419850312011X" not in found.text  # the ID number is never sent back whole
+    # "Registered buyer of the previous CIIE": the unit form is filled from the card's affiliation.
+    prefilled = card["unit"] | {"contact": {"name": "张三", "mobile": "13800000009",
+                                            "email": "zhang.san@example-trade.example.com"}}  # fmt: skip
+    unit = await client.post("/v1/units", json=prefilled, headers=headers)
+    assert unit.status_code == 201, unit.text
+    people = f"/v1/units/{unit.json()['id']}/people"
+    same = person_body(
+        day, name="张三", personnel_label="purchaser", revalidate_certificate_no="B05-0102345", **holder
+    )
+    # Each field that differs from the card is named (FAQ VII): a refusal saves nothing.
+    for change, field in [({"name": "张叁"}, "name"), ({"personnel_label": "manager"}, "personnel_label")]:
+        refused(await client.post(people, json=same | change, headers=headers), 409, "revalidation_field_changed",
+                field)  # fmt: skip
+    other = person_body(day, revalidate_certificate_no="B05-0102345")  # someone else's card
+    refused(await client.post(people, json=other, headers=headers), 404, "no_previous_certificate")
+    revalidated = await client.post(people, json=same, headers=headers)
+    assert revalidated.status_code == 201, revalidated.text
+    assert (revalidated.json()["fee_kind"], revalidated.json()["revalidate_certificate_no"]) == (
+        "revalidation", "B05-0102345"
+    )  # fmt: skip
+
+
+async def test_a_card_of_the_edition_before_is_reissued_at_the_preferential_rate(open_api: Api) -> None:
+    await import_shipped(open_api.ctx.db)
+    client, headers = open_api.client, open_api.unit_headers
+    async with open_api.ctx.db.sessions() as session:
+        card = await session.scalar(
+            select(PreviousBuyer).where(
+                PreviousBuyer.edition == "ciie4",
+                PreviousBuyer.lost_or_damaged.is_(False),
+                PreviousBuyer.id_type == IdType.RESIDENT_ID,
+                PreviousBuyer.affiliation == Affiliation.RESIDENCE,
+            )
+        )
+    assert card is not None
+    found = (
+        await client.get(
+            "/v1/previous-buyers/lookup",
+            params={"id_type": card.id_type.value, "id_number": card.id_number},
+            headers=headers,
+        )
+    ).json()
+    prefilled = found["unit"] | {"contact": {"name": card.name, "mobile": "13800000008",
+                                             "email": "reissue@example-trade.example.com"}}  # fmt: skip
+    unit = (await client.post("/v1/units", json=prefilled, headers=headers)).json()
+    body = person_body(open_api.expo_day, name=card.name, id_number=card.id_number,
+                       personnel_label=card.personnel_label, revalidate_certificate_no=card.certificate_no)  # fmt: skip
+    person = await client.post(f"/v1/units/{unit['id']}/people", json=body, headers=headers)
+    assert person.status_code == 201, person.text
+    assert person.json()["fee_kind"] == "preferential_reissue"  # a new card, at the lower fee

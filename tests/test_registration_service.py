@@ -45,6 +45,7 @@ from services.registration.models import (
     PaymentDeadlineExtension,
     PersonRegistration,
     PersonRevision,
+    PreviousBuyer,
     RevisionStatus,
     Unit,
     UnitRevision,
@@ -202,6 +203,25 @@ async def add_unit(ctx: ServiceContext, workflow_id: str | None = None, division
 
 
 OWNERS: dict[str, dict[str, str]] = {}  # unit id -> its account's Authorization header
+
+
+async def add_previous_card(
+    ctx: ServiceContext, unit: Unit, certificate_no: str, person: dict[str, Any]
+) -> None:
+    """The person's certificate of the previous edition, with the data it was issued with."""
+    async with ctx.db.transaction() as session:
+        session.add(
+            PreviousBuyer(
+                certificate_no=certificate_no, edition="ciie5", name=person["name"],
+                id_type=IdType(person["id_type"]), id_number=person["id_number"],
+                personnel_label=person["personnel_label"], photo_sha256="0" * 64,
+                entrance_date=EXPO_DAY.replace(year=2022), unit_kind=unit.kind, affiliation=unit.affiliation,
+                unit_name=unit.name, credit_code=unit.credit_code, country=unit.country,
+                foreign_registration_no=unit.foreign_registration_no, address=unit.address,
+                industry=unit.industry, mission=unit.mission, sub_mission=unit.sub_mission,
+                referral_code=unit.referral_code,
+            )
+        )  # fmt: skip
 
 
 async def add_person(
@@ -781,6 +801,7 @@ async def test_a_revalidation_registers_with_the_current_deadlines_and_shows_the
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     unit = await add_unit(ctx)
+    await add_previous_card(ctx, unit, "B05-0001234", person_in())  # the 5th CIIE's card, unchanged
     base = edition_payment_deadlines(edition)
     await add_extension(ctx, b2b=base.b2b + timedelta(days=2))
     people = f"/v1/units/{unit.id}/people"
@@ -795,8 +816,9 @@ async def test_a_revalidation_registers_with_the_current_deadlines_and_shows_the
         registration_id = person["registration_id"]
         timeline = (await client.get(f"/v1/registrations/{registration_id}/timeline")).json()
         assert timeline["revalidate_certificate_no"] == "B05-0001234"
+        # Somebody else cannot claim the card: whose it is stays unsaid.
         assert_refused(await client.post(people, json=person_in(2, revalidate_certificate_no="B05-0001234")),
-                       409, "certificate_already_revalidated", "revalidate_certificate_no")  # fmt: skip
+                       404, "no_previous_certificate", "id_number")  # fmt: skip
         standard = await client.post(people, json=person_in(3))
         assert (
             standard.json()["fee_kind"] == "standard" and standard.json()["revalidate_certificate_no"] is None

@@ -227,7 +227,7 @@ def test_a_restart_continues_open_workflows(tmp_path: Path) -> None:
     with running(stack):
         s = stack.settings
         demo = Demo(s, out=io.StringIO(), timeout=60)
-        demo.sign_up()
+        login = demo.sign_up()
         unit = demo.call("POST", f"{s.registration_url}/v1/units", json={
             "kind": "enterprise", "name": "深圳前海贸易有限公司", "credit_code": demo_credit_code("440305"),
             "address": "深圳市南山区前海大道1号", "industry": "Trade",
@@ -240,8 +240,9 @@ def test_a_restart_continues_open_workflows(tmp_path: Path) -> None:
             "email": "chen@qianhai.example", "job_title": "Buyer", "personnel_label": "purchaser",
             "delivery_method": "mission_collection", "entrance_date": expo_day(s),
         })  # fmt: skip
-    with running(stack):  # same data directory and ports
+    with running(stack):  # same data directory and ports; the login survives the restart too
         demo = Demo(stack.settings, out=io.StringIO(), timeout=60)
+        demo.http.headers.update(login)
         demo.wait_in_queue("unit", unit["id"])
         demo.call("POST", f"{stack.settings.review_url}/v1/units/{unit['id']}/decision",
                   json={"decision": "approve", "reviewer": "shenzhen-secretariat"})  # fmt: skip

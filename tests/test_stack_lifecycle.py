@@ -143,4 +143,4 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
     )
 
 
-CHANGEABLE = {"name", "mobile", "email", "job_title", "personnel_label", "delivery_address"}
+CHANGEABLE = {"name", "mobile", "email", "job_title", "personnel_label", "delivery_address", "entrance_date"}

@@ -222,12 +222,17 @@ class Stack:
                 self._spawn(process)
             self._wait_ready(infrastructure)
             self._retry(lambda: ensure_buckets(self.settings))
-            subprocess.run(
-                [sys.executable, "-m", "shared.migrate"],
-                env={**os.environ, **self.env},
-                check=True,
-                cwd=self.data_dir,
-            )
+            for command in (
+                ["shared.migrate"],
+                # Last editions' certificate holders, shipped as data: returning buyers and re-validation.
+                ["services.registration.previous", "import-shipped"],
+            ):
+                subprocess.run(  # noqa: S603 - the project's own modules
+                    [sys.executable, "-m", *command],
+                    env={**os.environ, **self.env},
+                    check=True,
+                    cwd=self.data_dir,
+                )
             services = self._services()
             for process in services:
                 self._spawn(process)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from services.registration import accounts, validation
+from services.registration import accounts, previous_api, validation
 from services.registration.auth import CurrentAccount, own_person, own_unit
 from services.registration.deadlines import current_payment_deadlines, extended
 from services.registration.models import (
@@ -24,9 +24,20 @@ from services.registration.models import (
     PaymentDeadlineExtension,
     PersonRegistration,
     PersonRevision,
+    PreviousBuyer,
     RevisionStatus,
     Unit,
     UnitRevision,
+)
+from services.registration.previous import (
+    certificate_number_pattern,
+    edition_number,
+    fee_kind_for,
+    holder_certificate,
+    is_preferentially_reissuable,
+    is_revalidatable,
+    revalidation_refusal,
+    revalidation_refusal_for,
 )
 from services.registration.progress import NEXT_ACTION
 from services.registration.revisions import Identity, PersonalData, unit_data
@@ -51,7 +62,7 @@ from services.registration.schemas import (
     WithdrawalIn,
 )
 from shared import contracts as c
-from shared.catalogue import Edition, load_edition
+from shared.catalogue import Edition
 from shared.db import utcnow
 from shared.http import ApiError, ErrorBody, execute_update, not_found, require_internal
 from shared.ids import new_id
@@ -72,6 +83,7 @@ app = create_service_app(
     description="Units and their people register for an edition, upload photos and follow their progress.",
 )
 app.include_router(accounts.router)
+app.include_router(previous_api.router)
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422)}
 PHOTO_MAX_BYTES = 2 * 1024 * 1024
@@ -379,20 +391,12 @@ def already_registered() -> ApiError:
     )
 
 
-def previous_edition_number(edition: Edition) -> int | None:
-    """The number of the edition whose certificates may be re-validated (FAQ VII), if any."""
-    if edition.previous_edition is None:
-        return None
-    try:
-        return load_edition(edition.previous_edition).number
-    except LookupError:  # past editions' files need not be shipped: editions are numbered in turn
-        return edition.number - 1
-
-
-def _revalidated_certificate(edition: Edition, value: str) -> str:
+def _certificate_number(edition: Edition, value: str) -> str:
+    """A certificate number of the editions whose cards count now: the previous one's (re-validated,
+    FAQ VII) or the one before (reissued at the preferential rate)."""
     field = "revalidate_certificate_no"
-    previous = previous_edition_number(edition)
-    if previous is None:
+    editions = [code for code in (edition.previous_edition, edition.preferential_reissue_edition) if code]
+    if not editions:
         raise validation.invalid(
             field,
             "revalidation_not_offered",
@@ -400,14 +404,47 @@ def _revalidated_certificate(edition: Edition, value: str) -> str:
             "本届展会不办理证件延续使用",
         )
     number = value.strip().upper()
-    if not re.fullmatch(rf"B{previous:02d}-[0-9]{{7}}", number):
+    if not any(re.fullmatch(certificate_number_pattern(code), number) for code in editions):
+        example = f"B{edition_number(editions[0]):02d}-0001234"
         raise validation.invalid(
             field,
             "invalid_certificate_no",
-            f"not a certificate number of the previous edition (they look like B{previous:02d}-0001234)",
-            f"上届证件编号格式有误（应形如B{previous:02d}-0001234）",
+            f"not a certificate number of the previous editions (they look like {example})",
+            f"往届证件编号格式有误（应形如{example}）",
         )
     return number
+
+
+async def _previous_card(
+    session: AsyncSession, edition: Edition, number: str, identity: Identity, unit: Unit
+) -> PreviousBuyer:
+    """The person's own card of an earlier edition, checked for re-validation (unchanged data, FAQ VII)
+    or for the preferential reissue (a card in good order)."""
+    previous = await holder_certificate(session, edition, number, identity.id_type, identity.id_number)
+    if is_revalidatable(previous, edition) or previous.edition == edition.previous_edition:
+        refusal = revalidation_refusal(
+            previous,
+            edition=edition,
+            name=identity.name,
+            unit_name=unit.name,
+            credit_code_or_registration_no=unit.credit_code or unit.foreign_registration_no,
+            mission=unit.mission,
+            sub_mission=unit.sub_mission,
+            personnel_label=identity.personnel_label,
+            photo_sha256=None,  # compared when the photo is confirmed
+            entrance_date=identity.entrance_date,
+        )
+        if refusal is not None:
+            raise refusal
+    elif not is_preferentially_reissuable(previous, edition):
+        raise ApiError(
+            409,
+            "certificate_lost",
+            f"certificate {previous.certificate_no} was reported lost or damaged: register for a new one",
+            f"证件{previous.certificate_no}已挂失或损坏，请办理新证件",
+            field="revalidate_certificate_no",
+        )
+    return previous
 
 
 def _photo_upload(ctx: ServiceContext, key: str) -> PhotoUploadOut:
@@ -431,9 +468,9 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx, account: Curre
     (``revalidate_certificate_no``) to re-validate it at the re-validation fee (FAQ VII)."""
     edition = ctx.edition
     ensure_registration_open(edition)
-    previous_certificate_no = None
+    previous_number = None
     if body.revalidate_certificate_no is not None:
-        previous_certificate_no = _revalidated_certificate(edition, body.revalidate_certificate_no)
+        previous_number = _certificate_number(edition, body.revalidate_certificate_no)
     registration_id = new_id("R")
     check_entrance_date(edition, body.entrance_date)
     async with ctx.db.transaction() as session:
@@ -448,25 +485,29 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx, account: Curre
                 "个人账户只能为本人报名一人",
             )
         identity = _identity(body, unit)
-        if previous_certificate_no is not None and await session.scalar(
-            select(PersonRegistration.id).where(
-                PersonRegistration.edition == edition.code,
-                PersonRegistration.previous_certificate_no == previous_certificate_no,
-            )
-        ):
-            raise ApiError(
-                409,
-                "certificate_already_revalidated",
-                "this certificate is already being re-validated for the edition",
-                "该证件已申请本届延续使用",
-                field="revalidate_certificate_no",
-            )
+        fee_kind = FeeKind.STANDARD
+        if previous_number is not None:
+            previous = await _previous_card(session, edition, previous_number, identity, unit)
+            fee_kind = fee_kind_for(previous, edition)
+            if await session.scalar(
+                select(PersonRegistration.id).where(
+                    PersonRegistration.edition == edition.code,
+                    PersonRegistration.previous_certificate_no == previous_number,
+                )
+            ):
+                raise ApiError(
+                    409,
+                    "certificate_already_revalidated",
+                    "this certificate is already being re-validated or reissued for the edition",
+                    "该证件已申请本届延续使用或补办",
+                    field="revalidate_certificate_no",
+                )
         person = PersonRegistration(
             id=registration_id,
             edition=edition.code,
             unit_id=unit.id,
-            fee_kind=FeeKind.STANDARD if previous_certificate_no is None else FeeKind.REVALIDATION,
-            previous_certificate_no=previous_certificate_no,
+            fee_kind=fee_kind,
+            previous_certificate_no=previous_number,
             delivery_method=body.delivery_method,
             workflow_id=registration_workflow_id(edition.code, registration_id),
             **identity.model_dump(),
@@ -490,7 +531,8 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx, account: Curre
                 delivery_method=person.delivery_method,
                 payment_deadlines=await current_payment_deadlines(session, edition),
                 expo_closes=edition.deadlines.expo_closes,
-                previous_certificate_no=previous_certificate_no,
+                # Re-validation re-activates the old card; a reissue makes a new one.
+                previous_certificate_no=previous_number if fee_kind is FeeKind.REVALIDATION else None,
             ),
             id=person.workflow_id,
             summary=f"Registration {registration_id} · unit {unit.id} · {unit.mission}",
@@ -677,8 +719,14 @@ async def confirm_photo(registration_id: str, ctx: Ctx, account: CurrentAccount)
                 "照片尺寸不小于295×413像素",
                 field="photo",
             )
+        person.photo_sha256 = hashlib.sha256(data).hexdigest()
+        if person.fee_kind is FeeKind.REVALIDATION and person.previous_certificate_no:
+            previous = await session.get(PreviousBuyer, person.previous_certificate_no)
+            assert previous is not None  # checked when the person registered
+            refusal = revalidation_refusal_for(previous, ctx.edition, person, person.unit)
+            if refusal is not None:  # the re-validated card keeps its photo (FAQ VII)
+                raise refusal
         person.photo_key = key
-        person.photo_sha256 = hashlib.sha256(data).hexdigest()  # re-validation compares it (FAQ VII)
     return _person_out(person, ctx.edition)
 
 
