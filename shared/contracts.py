@@ -23,6 +23,7 @@ from shared.types import (
     OrderStatus,
     PaymentMethod,
     RegistrationStatus,
+    UnitKind,
     UnitStatus,
 )
 
@@ -137,6 +138,7 @@ class OpenReviewTask(Message):
     sub_mission: str | None
     unit_id: str
     opened_at: datetime
+    unit_kind: UnitKind | None = None  # staff filter their queues by it
 
 
 class RecordDecision(Message):
@@ -322,6 +324,7 @@ class UnitStart(Message):
     sub_mission: str | None
     registration_closes: datetime
     expo_closes: datetime
+    unit_kind: UnitKind | None = None
 
 
 class RegistrationStart(Message):
@@ -336,6 +339,7 @@ class RegistrationStart(Message):
     payment_deadlines: PaymentDeadlines  # as they stood at registration; extensions reach the workflow
     expo_closes: datetime
     previous_certificate_no: str | None = None  # re-validation of last edition's card (fee_kind)
+    unit_kind: UnitKind | None = None
 
 
 class PaymentOrderStart(Message):

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from shared.http import internal_headers
 from shared.service import ServiceContext
-from shared.types import DeliveryMethod, FeeKind, RegistrationStatus
+from shared.types import DeliveryMethod, FeeKind, RegistrationStatus, UnitStatus
 
 
 def is_mainland_mobile(e164: str) -> bool:
@@ -67,3 +67,36 @@ async def fetch_person(ctx: ServiceContext, registration_id: str) -> PersonRecor
     )
     response.raise_for_status()
     return PersonRecord.model_validate_json(response.content)
+
+
+# ------------------------------------------------------------------------------------------ statistics
+
+
+class PlacementGroupRecord(BaseModel):
+    """Where a group of units counts: the mission (and sub-mission) that manages them, an industrial one
+    for units that joined with a referral code, and the one their statistics roll into (regional,
+    Central Enterprise or NHC; the same as the first for everyone else)."""
+
+    mission: str
+    sub_mission: str | None
+    statistics_mission: str
+    statistics_sub_mission: str | None
+
+
+class PeopleCountRecord(PlacementGroupRecord):
+    status: RegistrationStatus
+    people: int
+
+
+class UnitCountRecord(PlacementGroupRecord):
+    status: UnitStatus
+    units: int
+
+
+class RegistrationStatisticsRecord(BaseModel):
+    """An edition's registrations counted by placement and status (GET /internal/statistics): what the
+    review service's statistics are computed from. Groups with no one in them are absent."""
+
+    edition: str
+    people: list[PeopleCountRecord]
+    units: list[UnitCountRecord]

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
 
     # Service-to-service calls carry this bearer token on the /internal routes.
     internal_token: SecretStr = SecretStr("dev-internal-token")
+    # The organiser's first administrator, created at start if missing (the embedded stack's default;
+    # production sets EXPO_ADMIN_PASSWORD and changes it after the first login).
+    admin_login: str = "admin@expo.local"
+    admin_password: SecretStr = SecretStr("dev-Admin-2023-expo")
     # Keys the digests of one-time codes (password resets): a stolen table cannot be brute-forced.
     account_code_key: SecretStr = SecretStr("dev-account-code-key")
     # Key shared with the payment gateway: callbacks are signed with it (HMAC-SHA256).

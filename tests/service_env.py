@@ -13,6 +13,8 @@ from temporalio.client import Client
 
 from services.registration.auth import hash_password, issue_token
 from services.registration.models import Account, AccountKind
+from services.review.models import StaffAccount, StaffRole
+from services.review.staff import issue_staff_token
 from shared.db import Database
 from shared.ids import new_id
 from shared.migrate import upgrade
@@ -64,4 +66,20 @@ async def buyer_headers(
         )
         session.add(account)
         token, _ = await issue_token(session, account)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def staff_headers(ctx: ServiceContext, role: StaffRole, mission: str | None = None) -> dict[str, str]:
+    """A review-service staff account in ``role`` (of ``mission``), logged in: its Authorization header."""
+    async with ctx.db.transaction() as session:
+        staff = StaffAccount(
+            id=new_id("S"),
+            login=f"{new_id('L').lower()}@organiser.example.com",
+            name=f"{role.value} {mission or ''}".strip(),
+            role=role,
+            mission=mission,
+            password_hash=hash_password("correct horse 42"),
+        )
+        session.add(staff)
+        token, _ = await issue_staff_token(session, staff)
     return {"Authorization": f"Bearer {token}"}

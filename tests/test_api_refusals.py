@@ -127,17 +127,21 @@ def test_photos_are_checked_by_decoding_them(stack: Stack) -> None:
 def test_staff_decisions_that_do_not_apply_are_refused_and_not_recorded(stack: Stack) -> None:
     api, review, client = stack.settings.registration_url, stack.settings.review_url, buyer(stack)
     unit = client.post(f"{api}/v1/units", json=unit_body()).json()
-    Demo(stack.settings, timeout=30).wait_in_queue("unit", unit["id"])
+    demo = Demo(stack.settings, timeout=30)
+    staff = httpx.Client(headers=demo.staff_login(), timeout=30)
+    demo.wait_in_queue("unit", unit["id"])
     decide = f"{review}/v1/units/{unit['id']}/decision"
-    assert_refused(httpx.post(decide, json={"decision": "reject", "reviewer": "qd"}), 409, "reason_required")
-    assert httpx.get(f"{review}/v1/audit", params={"subject_id": unit["id"]}).json() == []
-    assert httpx.post(decide, json={"decision": "approve", "reviewer": "qd"}).json()["status"] == "approved"
-    assert_refused(
-        httpx.post(decide, json={"decision": "approve", "reviewer": "qd"}), 409, "not_under_review"
-    )
-    audit = httpx.get(f"{review}/v1/audit", params={"subject_id": unit["id"]}).json()
-    assert [(a["decision"], a["reviewer"]) for a in audit] == [("approve", "qd")]
-    assert_refused(httpx.post(f"{review}/v1/units/UNOSUCHUNIT/decision", json={"decision": "approve", "reviewer": "qd"}),
+    assert_refused(httpx.post(decide, json={"decision": "approve"}), 401, "unauthenticated")
+    assert_refused(staff.post(decide, json={"decision": "reject"}), 409, "reason_required")
+    assert staff.get(f"{review}/v1/audit", params={"subject_id": unit["id"]}).json() == []
+    assert staff.post(decide, json={"decision": "approve"}).json()["status"] == "approved"
+    assert_refused(staff.post(decide, json={"decision": "approve"}), 409, "not_under_review")
+    audit = staff.get(f"{review}/v1/audit", params={"subject_id": unit["id"]}).json()
+    # The reviewer is the logged-in staff member, not a name the caller types.
+    assert [(a["decision"], a["reviewer"], a["mission"]) for a in audit] == [
+        ("approve", stack.settings.admin_login, "qingdao")
+    ]
+    assert_refused(staff.post(f"{review}/v1/units/UNOSUCHUNIT/decision", json={"decision": "approve"}),
                    404, "not_in_queue")  # fmt: skip
 
 
@@ -158,13 +162,14 @@ async def test_a_double_click_creates_one_order(stack: Stack) -> None:
     s = stack.settings
     demo = Demo(s, timeout=60)
     demo.sign_up()
+    demo.staff_login()
     unit = demo.call("POST", f"{s.registration_url}/v1/units", json=unit_body())
     person = demo.call("POST", f"{s.registration_url}/v1/units/{unit['id']}/people", json=person_body(stack))
     demo.wait_in_queue("unit", unit["id"])
     demo.call(
         "POST",
         f"{s.review_url}/v1/units/{unit['id']}/decision",
-        json={"decision": "approve", "reviewer": "qd"},
+        json={"decision": "approve"},
     )
     demo.wait_for(person["registration_id"], {RegistrationStatus.UNPAID})
     order = {"unit_id": unit["id"], "registration_ids": [person["registration_id"]]}

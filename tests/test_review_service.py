@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from services.review.activities import ReviewActivities
 from services.review.api import app
-from services.review.models import ReviewTask
+from services.review.models import ReviewTask, StaffRole
 from shared import contracts as c
 from shared.settings import Settings, get_settings
 from shared.types import Decision
-from tests.service_env import service_context
+from tests.service_env import service_context, staff_headers
 
 OPENED = datetime(2023, 10, 2, 2, 0, tzinfo=UTC)
 
@@ -67,7 +67,10 @@ async def api(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Fake
         temporal = FakeTemporal()
         app.state.ctx.temporal = temporal
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://review") as client:
+        administrator = await staff_headers(app.state.ctx, StaffRole.ADMINISTRATOR)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://review", headers=administrator
+        ) as client:
             yield client, temporal
 
 
@@ -96,7 +99,8 @@ def close(subject_id: str, round: int = 1, reason: str = "withdrawn", minutes: i
 
 
 async def queue(client: httpx.AsyncClient, *, pending: bool = True) -> list[tuple[str, int]]:
-    answer = await client.get("/v1/queue", params={"kind": "person", "pending": pending})
+    status = "pending" if pending else "closed"
+    answer = await client.get("/v1/queue", params={"kind": "person", "status": status})
     assert answer.status_code == 200
     return [(t["subject_id"], t["round"]) for t in answer.json()]
 
@@ -112,7 +116,7 @@ async def test_closed_tasks_leave_the_queue_once_and_stay_in_its_history(
     await activities.close_task(close("RWITHDRAWN"))
     await activities.close_task(close("RWITHDRAWN", reason="retried later", minutes=45))  # a retry: no change
     assert await queue(client) == [("RSTAYS", 1)]
-    history = (await client.get("/v1/queue", params={"kind": "person", "pending": False})).json()
+    history = (await client.get("/v1/queue", params={"kind": "person", "status": "closed"})).json()
     assert [(t["subject_id"], t["closed_at"], t["close_reason"], t["decision"]) for t in history] == [
         ("RWITHDRAWN", "2023-10-02T02:30:00Z", "withdrawn", None)
     ]

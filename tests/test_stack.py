@@ -242,10 +242,11 @@ def test_a_restart_continues_open_workflows(tmp_path: Path) -> None:
         })  # fmt: skip
     with running(stack):  # same data directory and ports; the login survives the restart too
         demo = Demo(stack.settings, out=io.StringIO(), timeout=60)
-        demo.http.headers.update(login)
+        demo.buyer = login
+        demo.staff_login()
         demo.wait_in_queue("unit", unit["id"])
         demo.call("POST", f"{stack.settings.review_url}/v1/units/{unit['id']}/decision",
-                  json={"decision": "approve", "reviewer": "shenzhen-secretariat"})  # fmt: skip
+                  json={"decision": "approve"})  # fmt: skip
         unpaid = demo.wait_for(person["registration_id"], {RegistrationStatus.UNPAID})
         assert unpaid["deadline"]
 

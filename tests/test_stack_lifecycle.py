@@ -42,6 +42,7 @@ def steps(demo: Demo, registration_id: str) -> list[str]:
 def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: Stack) -> None:
     demo = Demo(stack.settings, timeout=60)
     demo.sign_up()
+    demo.staff_login()
     reg, review, pay = stack.settings.registration_url, stack.settings.review_url, stack.settings.payment_url
     unit = demo.call("POST", f"{reg}/v1/units", json={
         "kind": "enterprise", "name": "南京江海贸易有限公司", "credit_code": demo_credit_code("320105"),
@@ -58,9 +59,7 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
         )
     )
     demo.wait_in_queue("unit", unit["id"])
-    demo.call(
-        "POST", f"{review}/v1/units/{unit['id']}/decision", json={"decision": "approve", "reviewer": "js"}
-    )
+    demo.call("POST", f"{review}/v1/units/{unit['id']}/decision", json={"decision": "approve"})
     for rid in (leaving, paying, changing):
         demo.wait_for(rid, {S.UNPAID})
 
@@ -108,7 +107,7 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
         assert order["order_no"] in {o["order_no"] for o in waiting}
         if attempt == "first":
             refused(
-                demo.http.post(f"{reg}/v1/registrations/{paying}/withdraw", json={}),
+                demo.http.post(f"{reg}/v1/registrations/{paying}/withdraw", json={}, headers=demo.buyer),
                 409,
                 "transfer_being_confirmed",
             )
@@ -133,13 +132,17 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
     assert changed["registration_id"] == changing
     assert steps(demo, changing)[-1] == "person_changed"
     demo.wait_in_queue("person", paying)
-    demo.call(
-        "POST", f"{review}/v1/registrations/{paying}/decision", json={"decision": "approve", "reviewer": "js"}
-    )
+    demo.call("POST", f"{review}/v1/registrations/{paying}/decision", json={"decision": "approve"})
     demo.wait_for(paying, {S.AWAITING_COLLECTION})
-    refused(demo.http.put(f"{reg}/v1/registrations/{paying}", json=change), 409, "certificate_in_production")
     refused(
-        demo.http.post(f"{reg}/v1/registrations/{paying}/withdraw", json={}), 409, "certificate_in_production"
+        demo.http.put(f"{reg}/v1/registrations/{paying}", json=change, headers=demo.buyer),
+        409,
+        "certificate_in_production",
+    )
+    refused(
+        demo.http.post(f"{reg}/v1/registrations/{paying}/withdraw", json={}, headers=demo.buyer),
+        409,
+        "certificate_in_production",
     )
 
 

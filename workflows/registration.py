@@ -211,6 +211,7 @@ class BuyerRegistrationWorkflow:
                 sub_mission=self.start.sub_mission,
                 unit_id=self.start.unit_id,
                 opened_at=workflow.now(),
+                unit_kind=self.start.unit_kind,
             ),
             summary=f"queue for personnel review (round {self._review_round})",
         )

@@ -68,6 +68,7 @@ class UnitWorkflow:
                 sub_mission=self.start.sub_mission,
                 unit_id=self.start.unit_id,
                 opened_at=workflow.now(),
+                unit_kind=self.start.unit_kind,
             ),
             summary=f"queue unit for review (round {self.round})",
         )

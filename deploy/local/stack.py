@@ -222,14 +222,28 @@ class Stack:
                 self._spawn(process)
             self._wait_ready(infrastructure)
             self._retry(lambda: ensure_buckets(self.settings))
+            settings = self.settings
             for command in (
                 ["shared.migrate"],
                 # Last editions' certificate holders, shipped as data: returning buyers and re-validation.
                 ["services.registration.previous", "import-shipped"],
+                # The organiser's first administrator (password: EXPO_ADMIN_PASSWORD, or the dev default).
+                [
+                    "services.review.staff",
+                    "create-admin",
+                    "--login",
+                    settings.admin_login,
+                    "--name",
+                    "Organiser",
+                ],
             ):
                 subprocess.run(  # noqa: S603 - the project's own modules
                     [sys.executable, "-m", *command],
-                    env={**os.environ, **self.env},
+                    env={
+                        "EXPO_ADMIN_PASSWORD": settings.admin_password.get_secret_value(),
+                        **os.environ,
+                        **self.env,
+                    },
                     check=True,
                     cwd=self.data_dir,
                 )
@@ -284,6 +298,10 @@ class Stack:
         edition = load_edition(self.edition).shifted(self.year_shift)
         closes = edition.local(edition.deadlines.registration_closes)
         lines = [f"  {name:<26}{url}" for name, url in rows]
+        admin = self.settings
+        lines.append(
+            f"  {'Review staff login':<26}{admin.admin_login} (password: EXPO_ADMIN_PASSWORD or the dev default)"
+        )
         note = f"  Edition {edition.code}: registration closes {closes:%Y-%m-%d %H:%M} Beijing time" + (
             f" (calendar moved {self.year_shift} years ahead for this rehearsal)" if self.year_shift else ""
         )

@@ -1,10 +1,12 @@
 """Accounts: a unit's or an individual's login, its sessions, and password reset by a code sent by SMS or
 email. Included in the registration app with ``app.include_router(accounts.router)``.
 
-- Passwords are kept as argon2id hashes (``auth.hash_password``), checked off the event loop.
+- Passwords are kept as argon2id hashes, checked off the event loop.
 - A login answers the same 401 for a wrong password and an unknown login (the unknown one is checked
   against a dummy hash, so it takes as long). Five failures in a row lock the account for 15 minutes
   (423, with the Beijing time it unlocks); a success resets the count.
+- The password rule, the hashes, token digests and the lockout are those of the staff logins too
+  (shared/security.py).
 - A reset code is 6 digits, kept as its SHA-256, valid 10 minutes, 5 tries; asking for a new one voids
   the earlier ones; at most 5 per account an hour. Whether the login exists is never said: the request
   always answers 202. The code goes out through the notification service (``/internal/messages``).
@@ -13,16 +15,12 @@ email. Included in the registration app with ``app.include_router(accounts.route
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
 
 import httpx
-import phonenumbers
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import func, select, update
@@ -38,20 +36,27 @@ from services.registration.account_schemas import (
     PasswordResetRequested,
     SessionOut,
 )
-from services.registration.auth import (
-    CurrentAccount,
-    code_digest,
-    hash_password,
-    issue_token,
-    password_matches,
-    sha256,
-    unauthenticated,
-)
+from services.registration.auth import CurrentAccount, issue_token
 from services.registration.models import Account, AccountSession, PasswordResetCode
 from shared.db import utcnow
 from shared.http import ApiError, ErrorBody, internal_headers
 from shared.ids import new_id
 from shared.records import is_mainland_mobile
+from shared.security import (
+    LOCKOUT,
+    Logins,
+    account_locked,
+    check_password,
+    clear_failed_logins,
+    code_digest,
+    count_failed_login,
+    dummy_hash,
+    hash_password_async,
+    invalid_credentials,
+    password_matches_async,
+    sha256,
+    unauthenticated,
+)
 from shared.service import ServiceContext, context
 
 log = logging.getLogger(__name__)
@@ -59,10 +64,7 @@ router = APIRouter(tags=["accounts"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 _bearer = HTTPBearer(auto_error=False, description="the token from POST /v1/sessions")
 
-BEIJING = ZoneInfo("Asia/Shanghai")
-PASSWORD_MIN_LENGTH = 10
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
+LOGINS = Logins(Account, Account.id, Account.failed_logins, Account.locked_until)
 CODE_LIFETIME = timedelta(minutes=10)
 CODE_ATTEMPTS = 5
 CODES_PER_HOUR = 5
@@ -75,10 +77,6 @@ def _errors(*codes: int) -> dict[int | str, dict[str, object]]:
 # ------------------------------------------------------------------------------------------ refusals
 
 
-def weak_password(field: str, message: str, message_zh: str) -> ApiError:
-    return ApiError(422, "weak_password", message, message_zh, field=field)
-
-
 def account_exists() -> ApiError:
     return ApiError(
         409,
@@ -87,23 +85,6 @@ def account_exists() -> ApiError:
         "该邮箱已注册账户，请直接登录或重置密码",
         field="email",
     )
-
-
-def invalid_credentials() -> ApiError:
-    return ApiError(401, "invalid_credentials", "wrong login or password", "账户或密码错误")
-
-
-def account_locked(until: datetime) -> ApiError:
-    beijing = until.astimezone(BEIJING)
-    error = ApiError(
-        423,
-        "account_locked",
-        f"too many failed logins: the account is locked until {beijing:%Y-%m-%d %H:%M:%S} Beijing time; "
-        "try again then, or reset the password",
-        f"登录失败次数过多，账户已锁定至北京时间{beijing:%Y-%m-%d %H:%M:%S}，请届时再试或重置密码",
-    )
-    error.body.details = [{"locked_until": until.isoformat(), "locked_until_beijing": beijing.isoformat()}]
-    return error
 
 
 def too_many_codes() -> ApiError:
@@ -141,45 +122,11 @@ def code_expired() -> ApiError:
     )
 
 
-# ------------------------------------------------------------------------------------------ passwords
-
-
-def check_password(password: str, *, email: str, mobile: str, field: str = "password") -> None:
-    """At least 10 characters with letters and digits, and not the account's email or mobile."""
-    if (
-        len(password) < PASSWORD_MIN_LENGTH
-        or not any(ch.isalpha() for ch in password)
-        or not any(ch.isdecimal() for ch in password)
-    ):
-        raise weak_password(
-            field,
-            f"the password needs at least {PASSWORD_MIN_LENGTH} characters, with letters and digits",
-            f"密码至少{PASSWORD_MIN_LENGTH}位，且须同时包含字母和数字",
-        )
-    folded = password.strip().casefold()
-    email_folded = email.casefold()
-    national = str(phonenumbers.parse(mobile).national_number)
-    if folded in (email_folded, email_folded.split("@", 1)[0]) or national in password:
-        raise weak_password(
-            field, "the password must not be the email or the mobile number", "密码不能是邮箱或手机号码"
-        )
-
-
-@cache
-def _dummy_hash() -> str:
-    """What an unknown login's password is checked against, so that it takes as long as a known one."""
-    return hash_password(secrets.token_urlsafe(16))
-
-
-async def _matches(password_hash: str, password: str) -> bool:
-    return await asyncio.to_thread(password_matches, password_hash, password)
+# ------------------------------------------------------------------------------------------ accounts
 
 
 def _account_out(account: Account) -> AccountOut:
     return AccountOut.model_validate(account, from_attributes=True)
-
-
-# ------------------------------------------------------------------------------------------ accounts
 
 
 @router.post("/v1/accounts", status_code=201, response_model=AccountOut, responses=_errors(409, 422))
@@ -198,7 +145,7 @@ async def create_account(body: AccountIn, ctx: Ctx) -> AccountOut:
         login=login,
         email=email,
         mobile=mobile,
-        password_hash=await asyncio.to_thread(hash_password, body.password),
+        password_hash=await hash_password_async(body.password),
         failed_logins=0,
         created_at=utcnow(),
     )
@@ -227,17 +174,16 @@ async def log_in(body: LoginIn, ctx: Ctx) -> SessionOut:
     async with ctx.db.sessions() as session:
         account = await session.scalar(select(Account).where(Account.login == body.login))
     if account is None:
-        await _matches(_dummy_hash(), body.password)
+        await password_matches_async(dummy_hash(), body.password)
         raise invalid_credentials()
-    if account.locked_until is not None and account.locked_until > now:
+    if LOCKOUT.is_locked(account.locked_until, now):
+        assert account.locked_until is not None
         raise account_locked(account.locked_until)  # the password is not even tried
-    if not await _matches(account.password_hash, body.password):
+    if not await password_matches_async(account.password_hash, body.password):
         await _count_failure(ctx, account, now)
         raise invalid_credentials()
     async with ctx.db.transaction() as session:
-        await session.execute(
-            update(Account).where(Account.id == account.id).values(failed_logins=0, locked_until=None)
-        )
+        await clear_failed_logins(session, LOGINS, account.id)
         token, login = await issue_token(session, account, now)
     account.failed_logins, account.locked_until = 0, None
     return SessionOut(token=token, expires_at=login.expires_at, account=_account_out(account))
@@ -247,18 +193,12 @@ async def _count_failure(ctx: ServiceContext, account: Account, now: datetime) -
     """One more failure in a row (the first after a lockout ran out starts a new count); the fifth
     locks the account and answers 423 at once."""
     async with ctx.db.transaction() as session:
-        if account.locked_until is not None:  # a lockout that has run out (the caller checked)
-            counted = update(Account).values(failed_logins=1, locked_until=None)
-        else:
-            counted = update(Account).values(failed_logins=Account.failed_logins + 1)
-        failures = await session.scalar(
-            counted.where(Account.id == account.id).returning(Account.failed_logins)
+        until = await count_failed_login(
+            session, LOGINS, account.id, locked_until=account.locked_until, now=now
         )
-        if failures is None or failures < MAX_FAILED_LOGINS:
-            return
-        until = now + LOCKOUT
-        await session.execute(update(Account).where(Account.id == account.id).values(locked_until=until))
-    log.info("account %s locked after %d failed logins", account.id, failures)
+    if until is None:
+        return
+    log.info("account %s locked after %d failed logins", account.id, LOCKOUT.max_failures)
     raise account_locked(until)
 
 
@@ -402,7 +342,7 @@ async def confirm_password_reset(body: PasswordResetConfirmIn, ctx: Ctx) -> Resp
         raise invalid_code()
     # The code is right: a refused password leaves it usable for a better one.
     check_password(body.new_password, email=account.email, mobile=account.mobile, field="new_password")
-    new_hash = await asyncio.to_thread(hash_password, body.new_password)
+    new_hash = await hash_password_async(body.new_password)
     async with ctx.db.transaction() as session:
         claimed = await session.scalar(
             update(PasswordResetCode)

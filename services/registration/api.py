@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from services.registration import accounts, previous_api, validation
+from services.registration import accounts, previous_api, statistics, validation
 from services.registration.auth import CurrentAccount, own_person, own_unit
 from services.registration.deadlines import current_payment_deadlines, extended
 from services.registration.models import (
@@ -84,6 +84,7 @@ app = create_service_app(
 )
 app.include_router(accounts.router)
 app.include_router(previous_api.router)
+app.include_router(statistics.router)
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422)}
 PHOTO_MAX_BYTES = 2 * 1024 * 1024
@@ -162,6 +163,7 @@ async def register_unit(body: UnitIn, ctx: Ctx, account: CurrentAccount) -> Unit
                 sub_mission=unit.sub_mission,
                 registration_closes=edition.deadlines.registration_closes,
                 expo_closes=edition.deadlines.expo_closes,
+                unit_kind=unit.kind,
             ),
             id=unit.workflow_id,
             summary=f"Unit {unit_id} · {unit.mission}",
@@ -533,6 +535,7 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx, account: Curre
                 expo_closes=edition.deadlines.expo_closes,
                 # Re-validation re-activates the old card; a reissue makes a new one.
                 previous_certificate_no=previous_number if fee_kind is FeeKind.REVALIDATION else None,
+                unit_kind=unit.kind,
             ),
             id=person.workflow_id,
             summary=f"Registration {registration_id} · unit {unit.id} · {unit.mission}",

@@ -1,5 +1,5 @@
-"""Who is calling: accounts' passwords (argon2id), login tokens, and the scoping of every buyer-facing
-route to the caller's own unit.
+"""Who is calling: accounts' login tokens, and the scoping of every buyer-facing route to the caller's
+own unit. Passwords, token digests and the lockout are shared with the staff logins (shared/security.py).
 
 A token is a random string given once at login; the database keeps only its SHA-256, with an expiry.
 A unit is reached only through the account that registered it: another account gets 404, as if the
@@ -8,71 +8,40 @@ unit did not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registration.models import Account, AccountSession, PersonRegistration, Unit
 from shared.db import utcnow
-from shared.http import ApiError, not_found
+from shared.http import not_found
+from shared.security import BUYER_TOKEN_LIFETIME, new_token, session_valid, sha256
+from shared.security import code_digest as code_digest
+from shared.security import hash_password as hash_password
+from shared.security import password_matches as password_matches
+from shared.security import unauthenticated as unauthenticated
 from shared.service import ServiceContext, context
 
-TOKEN_LIFETIME = timedelta(hours=12)
-_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+TOKEN_LIFETIME = BUYER_TOKEN_LIFETIME
 _bearer = HTTPBearer(auto_error=False, description="the token from POST /v1/sessions")
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def password_matches(password_hash: str, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def sha256(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def code_digest(key: str, code: str) -> str:
-    """A one-time code's keyed digest (HMAC-SHA256): six digits alone would be guessed from a plain hash."""
-    return hmac.new(key.encode(), code.encode(), hashlib.sha256).hexdigest()
 
 
 async def issue_token(
     session: AsyncSession, account: Account, now: datetime | None = None
 ) -> tuple[str, AccountSession]:
     """A new login for ``account``: the token (handed to the caller once, never stored) and its row."""
-    token = secrets.token_urlsafe(32)
-    issued = now or utcnow()
+    issued = new_token(TOKEN_LIFETIME, now or utcnow())
     login = AccountSession(
-        token_sha256=sha256(token),
+        token_sha256=issued.token_sha256,
         account_id=account.id,
-        created_at=issued,
-        expires_at=issued + TOKEN_LIFETIME,
+        created_at=issued.issued_at,
+        expires_at=issued.expires_at,
     )
     session.add(login)
-    return token, login
-
-
-def unauthenticated() -> ApiError:
-    return ApiError(
-        401,
-        "unauthenticated",
-        "log in first: the token is missing, expired or revoked",
-        "请先登录：登录凭证缺失或已失效",
-    )
+    return issued.token, login
 
 
 async def current_account(
@@ -83,7 +52,9 @@ async def current_account(
         raise unauthenticated()
     async with ctx.db.sessions() as session:
         login = await session.get(AccountSession, sha256(credentials.credentials))
-        if login is None or login.revoked_at is not None or login.expires_at <= utcnow():
+        if login is None or not session_valid(
+            revoked_at=login.revoked_at, expires_at=login.expires_at, now=utcnow()
+        ):
             raise unauthenticated()
         account = await session.get(Account, login.account_id)
     if account is None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.contracts import ReviewKind
-from shared.db import TYPE_ANNOTATION_MAP, service_metadata
-from shared.types import Decision
+from shared.db import TYPE_ANNOTATION_MAP, service_metadata, utcnow
+from shared.types import Decision, UnitKind
 
 
 class Base(DeclarativeBase):
@@ -35,6 +37,7 @@ class ReviewTask(Base):
     mission: Mapped[str] = mapped_column(String(64))
     sub_mission: Mapped[str | None] = mapped_column(String(96))
     unit_id: Mapped[str] = mapped_column(String(16))
+    unit_kind: Mapped[UnitKind | None] = mapped_column()  # None in rows from before it was recorded
     opened_at: Mapped[datetime] = mapped_column()
     decided_at: Mapped[datetime | None] = mapped_column()
     decision: Mapped[Decision | None] = mapped_column()
@@ -57,3 +60,53 @@ class DecisionRecord(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     reviewer: Mapped[str] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column()
+
+
+# ------------------------------------------------------------------------------------------ staff
+
+
+class StaffRole(StrEnum):
+    MISSION_STAFF = "mission_staff"  # a mission secretariat: its mission and sub-missions only
+    ADMINISTRATOR = "administrator"  # the organiser: every mission, and the staff accounts
+    OBSERVER = "observer"  # reads everything, decides nothing
+
+
+class StaffAccount(Base):
+    __tablename__ = "staff_accounts"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    login: Mapped[str] = mapped_column(String(254), unique=True)  # lower-cased email
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[StaffRole] = mapped_column()
+    mission: Mapped[str | None] = mapped_column(String(64))  # mission staff only
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffSession(Base):
+    """A staff login: the bearer token is given once; only its SHA-256 is kept."""
+
+    __tablename__ = "staff_sessions"
+
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff_accounts.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class StaffChange(Base):
+    """The audit log of staff changes: who changed whose account, when, what and why."""
+
+    __tablename__ = "staff_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[str | None] = mapped_column(String(16))  # None: the command line (bootstrap)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff_accounts.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))  # created, role_changed, deactivated, password_set ...
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reason: Mapped[str | None] = mapped_column(Text)
