@@ -299,9 +299,13 @@ class Stack:
         closes = edition.local(edition.deadlines.registration_closes)
         lines = [f"  {name:<26}{url}" for name, url in rows]
         admin = self.settings
-        lines.append(
-            f"  {'Review staff login':<26}{admin.admin_login} (password: EXPO_ADMIN_PASSWORD or the dev default)"
+        # The embedded stack's own default is shown; a password set in the environment is not.
+        password = (
+            "$EXPO_ADMIN_PASSWORD"
+            if "EXPO_ADMIN_PASSWORD" in os.environ
+            else admin.admin_password.get_secret_value()
         )
+        lines.append(f"  {'Review staff login':<26}{admin.admin_login} / {password}")
         note = f"  Edition {edition.code}: registration closes {closes:%Y-%m-%d %H:%M} Beijing time" + (
             f" (calendar moved {self.year_shift} years ahead for this rehearsal)" if self.year_shift else ""
         )
