@@ -3,6 +3,8 @@ service token): one definition for the side that answers and the sides that ask.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel
 
 from shared.http import internal_headers
@@ -100,3 +102,41 @@ class RegistrationStatisticsRecord(BaseModel):
     edition: str
     people: list[PeopleCountRecord]
     units: list[UnitCountRecord]
+
+
+# ------------------------------------------------------------------------------------------ sessions
+
+
+class BuyerSession(BaseModel):
+    """Whose buyer token this is (GET /internal/sessions/current, the token in X-Buyer-Authorization):
+    how the other services learn the caller's unit without reading the registration database."""
+
+    account_id: str
+    kind: str  # the account's kind (unit, ...)
+    unit_id: str | None  # None until the account has registered its unit
+    expires_at: datetime
+
+
+class StaffSessionRecord(BaseModel):
+    """Whose staff token this is (the review service's GET /internal/staff/sessions/current, the token
+    in X-Staff-Authorization): the staff member's login, role and mission."""
+
+    staff_id: str
+    login: str
+    role: str  # a StaffRole value: mission_staff, administrator, observer, finance
+    mission: str | None
+    expires_at: datetime
+
+
+# The headers carrying the caller's own "Bearer <token>" to the session routes (names, not secrets).
+BUYER_TOKEN_HEADER = "X-Buyer-Authorization"  # noqa: S105 - GET /internal/sessions/current
+STAFF_TOKEN_HEADER = "X-Staff-Authorization"  # noqa: S105 - GET /internal/staff/sessions/current
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization``-style header value ``Bearer <token>``; None if it is not one."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token

@@ -173,7 +173,7 @@ async def test_a_double_click_creates_one_order(stack: Stack) -> None:
     )
     demo.wait_for(person["registration_id"], {RegistrationStatus.UNPAID})
     order = {"unit_id": unit["id"], "registration_ids": [person["registration_id"]]}
-    async with httpx.AsyncClient(base_url=s.payment_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=s.payment_url, headers=demo.buyer, timeout=30) as client:
         clicks = [
             client.post("/v1/orders", json=order, headers={"Idempotency-Key": f"click-{unit['id']}"})
             for _ in range(3)

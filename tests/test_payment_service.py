@@ -6,7 +6,9 @@ The activities and the API run for real against a SQLite database built by the s
 migrations and the sandbox payment gateway (in process, through httpx's ASGI transport). Temporal is
 Temporal's time-skipping test server; the order workflow there is a small stand-in that records what
 it is told and answers updates as the real one's validators do, because this file tests the service,
-not the workflow. The registration service is a stand-in answering its two internal routes.
+not the workflow. The registration service is a stand-in answering its internal routes (a buyer's
+token ``unit:<unit id>`` is that unit's), and the review service one answering the staff session route
+(``FINANCE`` is an administrator's token). Who may call what is tests/test_payment_scoping.py's.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from shared import contracts as c
 from shared.catalogue import load_edition, years_until_open
 from shared.db import utcnow
 from shared.ids import new_id
-from shared.records import UnitMemberRecord, UnitMembersRecord
+from shared.records import BuyerSession, StaffSessionRecord, UnitMemberRecord, UnitMembersRecord
 from shared.service import ServiceContext
 from shared.settings import Settings, get_settings
 from shared.storage import ObjectStore
@@ -50,6 +52,15 @@ from tests.service_env import service_context
 GATEWAY = "http://gateway.test"
 REGISTRATION = "http://registration.test"
 PAYMENT = "http://payment.test"
+REVIEW = "http://review.test"
+FINANCE = {"Authorization": "Bearer staff:administrator"}  # the organiser's administrator, logged in
+
+
+def as_unit(unit_id: str) -> dict[str, str]:
+    """The Authorization header of a buyer of ``unit_id`` (the stand-in registration service's token)."""
+    return {"Authorization": f"Bearer unit:{unit_id}"}
+
+
 FEE = 20000  # the edition's standard fee, in fen
 
 
@@ -66,6 +77,7 @@ class StandInOrderWorkflow:
         self.start: c.PaymentOrderStart | None = None
         self.extensions: list[c.PaymentDeadlines] = []
         self.confirmations: list[str] = []
+        self.reviewers: list[str] = []
         self.finished = False
 
     @workflow.run
@@ -97,6 +109,7 @@ class StandInOrderWorkflow:
 
     @workflow.update(name=c.UPDATE_CONFIRM_TRANSFER)
     async def confirm_transfer(self, decision: c.TransferDecision) -> c.DecisionResult:
+        self.reviewers.append(decision.reviewer)
         approved = decision.decision is Decision.APPROVE
         self.status = OrderStatus.PAID if approved else OrderStatus.AWAITING_PAYMENT
         return c.DecisionResult(status=self.status.value)
@@ -112,6 +125,7 @@ class StandInOrderWorkflow:
             "start": self.start.model_dump(mode="json") if self.start else None,
             "extensions": [d.model_dump(mode="json") for d in self.extensions],
             "confirmations": list(self.confirmations),
+            "reviewers": list(self.reviewers),
         }
 
 
@@ -142,6 +156,21 @@ class RegistrationStandIn:
             )
             return JSONResponse(record.model_dump(mode="json"))
 
+        @app.get("/internal/sessions/current")
+        async def session(request: Request) -> JSONResponse:
+            self.asked_with_token.append(request.headers.get("authorization") == f"Bearer {self.token}")
+            scheme, _, token = request.headers.get("x-buyer-authorization", "").partition(" ")
+            kind, _, unit_id = token.partition(":")
+            if scheme != "Bearer" or kind != "unit" or not unit_id:
+                return JSONResponse({"code": "unauthenticated"}, status_code=401)
+            record = BuyerSession(
+                account_id=f"A{unit_id}",
+                kind="unit",
+                unit_id=unit_id,
+                expires_at=utcnow() + timedelta(hours=1),
+            )
+            return JSONResponse(record.model_dump(mode="json"))
+
         @app.get("/internal/editions/{edition}/payment-deadlines")
         async def deadlines(edition: str, request: Request) -> JSONResponse:
             self.asked_with_token.append(request.headers.get("authorization") == f"Bearer {self.token}")
@@ -150,6 +179,29 @@ class RegistrationStandIn:
             return JSONResponse(self.deadlines.model_dump(mode="json"))
 
         return app
+
+
+def review_stand_in() -> FastAPI:
+    """What the review service would answer for a staff token ``staff:<role>[:<mission>]``."""
+    app = FastAPI()
+
+    @app.get("/internal/staff/sessions/current")
+    async def session(request: Request) -> JSONResponse:
+        scheme, _, token = request.headers.get("x-staff-authorization", "").partition(" ")
+        kind, _, rest = token.partition(":")
+        role, _, mission = rest.partition(":")
+        if scheme != "Bearer" or kind != "staff" or not role:
+            return JSONResponse({"code": "unauthenticated"}, status_code=401)
+        record = StaffSessionRecord(
+            staff_id=f"S{role}",
+            login=f"{role}@organiser.example.com",
+            role=role,
+            mission=mission or None,
+            expires_at=utcnow() + timedelta(hours=1),
+        )
+        return JSONResponse(record.model_dump(mode="json"))
+
+    return app
 
 
 class MemoryStore(ObjectStore):
@@ -202,6 +254,7 @@ def settings(tmp_path: Path) -> Settings:
         edition_year_shift=years_until_open(edition, utcnow()),  # the calendar moved to today
         gateway_url=GATEWAY,
         registration_url=REGISTRATION,
+        review_url=REVIEW,
         payment_url=PAYMENT,
     )
 
@@ -234,6 +287,7 @@ async def ctx(
         mounts={
             GATEWAY: httpx.ASGITransport(app=sandbox_gateway.app),
             REGISTRATION: httpx.ASGITransport(app=registration.app()),
+            REVIEW: httpx.ASGITransport(app=review_stand_in()),
         }
     )
     async with service_context(
@@ -244,10 +298,11 @@ async def ctx(
 
 @pytest.fixture
 async def api(ctx: ServiceContext) -> AsyncIterator[httpx.AsyncClient]:
-    """The payment API on the test's context (its lifespan, which reads the environment, is not run)."""
+    """The payment API on the test's context (its lifespan, which reads the environment, is not run),
+    called by a buyer of the unit UTEST (``add_order``'s) unless a test says otherwise."""
     payment_api.app.state.ctx = ctx
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=payment_api.app), base_url=PAYMENT
+        transport=httpx.ASGITransport(app=payment_api.app), base_url=PAYMENT, headers=as_unit("UTEST")
     ) as client:
         yield client
 
@@ -321,7 +376,11 @@ def gateway_refunds(sandbox: sandbox_gateway.SandboxState, order_no: str) -> lis
     return [refund["amount_fen"] for refund in sandbox.orders[order_no].refunds]
 
 
-INVOICE = {"kind": "special", "title": "青岛海洋贸易有限公司", "taxpayer_id": "91370212MA3C1234X5"}
+INVOICE = {
+    "kind": "special", "title": "青岛海洋贸易有限公司", "taxpayer_id": "91370212MA3C1234X5",
+    "address": "青岛市崂山区海尔路1号", "phone": "0532-88886666", "bank_name": "中国银行青岛分行",
+    "bank_account": "6216610200012345678",
+}  # fmt: skip
 
 
 async def request_invoice(api: httpx.AsyncClient, order_no: str) -> dict[str, Any]:
@@ -363,7 +422,7 @@ async def test_refunding_one_persons_share_reissues_the_invoice_for_the_rest_onc
 ) -> None:
     order_no, (failed, passed), _ = await paid_order(ctx, acts, people=2)
     original = await request_invoice(api, order_no)
-    assert original["amount_fen"] == 2 * FEE and original["status"] == "issued"
+    assert original["amount_fen"] == 2 * FEE and original["standing"]
 
     request = c.RefundRequest(
         refund_key=f"registration:{failed}:review_failed",
@@ -379,16 +438,23 @@ async def test_refunding_one_persons_share_reissues_the_invoice_for_the_rest_onc
     assert first.invoice_issued is not None and first.invoice_issued != original["invoice_no"]
     assert gateway_refunds(sandbox, order_no) == [FEE]  # the money went back once
     listed = await invoices(api, order_no)
-    assert [(i["invoice_no"], i["status"], i["amount_fen"]) for i in listed] == [
-        (original["invoice_no"], "voided", 2 * FEE),
-        (first.invoice_issued, "issued", FEE),  # for the person who stays
+    # Issued invoices never change: a red-letter invoice reverses the original, a new one covers
+    # the person who stays.
+    assert [(i["invoice_no"], i["red_letter"], i["amount_fen"], i["standing"]) for i in listed] == [
+        (original["invoice_no"], False, 2 * FEE, False),
+        (listed[1]["invoice_no"], True, -2 * FEE, False),
+        (first.invoice_issued, False, FEE, True),
     ]
-    reissued = listed[1]
-    assert reissued["replaces"] == original["invoice_no"] and listed[0]["voided_at"] is not None
-    assert {k: reissued[k] for k in INVOICE} == INVOICE  # same kind and buyer as the one returned
-    assert (await order_view(api, order_no))["invoices"] == listed
+    reissued = listed[2]
+    assert (
+        reissued["replaces"] == original["invoice_no"] and listed[0]["reversed_by"] == listed[1]["invoice_no"]
+    )
+    assert listed[1]["reverses"] == original["invoice_no"]
+    assert {k: reissued[k] for k in ("kind", "title", "taxpayer_id")} == {
+        k: INVOICE[k] for k in ("kind", "title", "taxpayer_id")
+    }
 
-    # The last person's share: the invoice is voided and none issued, since nothing remains paid.
+    # The last person's share: the invoice is reversed and none issued, since nothing remains paid.
     last = await acts.refund(
         c.RefundRequest(
             refund_key=f"registration:{passed}:withdrawn",
@@ -398,9 +464,9 @@ async def test_refunding_one_persons_share_reissues_the_invoice_for_the_rest_onc
         )
     )
     assert (last.invoice_voided, last.invoice_issued) == (first.invoice_issued, None)
-    assert [i["status"] for i in await invoices(api, order_no)] == ["voided", "voided"]
+    assert [i["amount_fen"] for i in await invoices(api, order_no)] == [2 * FEE, -2 * FEE, FEE, -FEE]
     assert gateway_refunds(sandbox, order_no) == [FEE, FEE]
-    assert_refused(await api.post(f"/v1/orders/{order_no}/invoice", json=INVOICE), 409, "nothing_to_invoice")
+    # Applying again is refused (nothing_to_invoice) by the invoice router: tests/test_invoices.py.
 
 
 async def test_an_invoice_applied_for_after_a_refund_covers_what_remains_and_a_retry_changes_nothing(
@@ -422,7 +488,7 @@ async def test_an_invoice_applied_for_after_a_refund_covers_what_remains_and_a_r
     invoice = await request_invoice(api, order_no)
     assert invoice["amount_fen"] == 2 * FEE
     assert await acts.refund(request) == result  # a late retry does not touch the new invoice
-    assert [(i["status"], i["amount_fen"]) for i in await invoices(api, order_no)] == [("issued", 2 * FEE)]
+    assert [(i["standing"], i["amount_fen"]) for i in await invoices(api, order_no)] == [(True, 2 * FEE)]
     assert gateway_refunds(sandbox, order_no) == [FEE]
 
 
@@ -448,8 +514,8 @@ async def test_refunding_a_duplicate_payment_leaves_the_invoice_alone(
     )
 
     assert result.succeeded and (result.invoice_voided, result.invoice_issued) == (None, None)
-    assert [(i["invoice_no"], i["status"]) for i in await invoices(api, order_no)] == [
-        (invoice["invoice_no"], "issued")
+    assert [(i["invoice_no"], i["standing"]) for i in await invoices(api, order_no)] == [
+        (invoice["invoice_no"], True)
     ]
     assert gateway_refunds(sandbox, order_no) == [2 * FEE]
 
@@ -463,9 +529,11 @@ async def test_refunding_a_duplicate_payment_leaves_the_invoice_alone(
         )
     )
     assert share.invoice_voided == invoice["invoice_no"]
-    assert [(i["status"], i["amount_fen"]) for i in await invoices(api, order_no)] == [
-        ("voided", 2 * FEE),
-        ("issued", FEE),
+    after = await invoices(api, order_no)
+    assert [(i["invoice_no"], i["amount_fen"]) for i in after] == [
+        (invoice["invoice_no"], 2 * FEE),  # unchanged
+        (after[1]["invoice_no"], -2 * FEE),  # the red-letter invoice reversing it
+        (share.invoice_issued, FEE),
     ]
 
 
@@ -479,7 +547,7 @@ async def test_invoice_requests_are_refused_until_paid_and_when_one_stands(
 
     order_no, _, _ = await paid_order(ctx, acts, people=1)
     bad_id = await api.post(f"/v1/orders/{order_no}/invoice", json=INVOICE | {"taxpayer_id": "12-34"})
-    assert_refused(bad_id, 422, "invalid_input")
+    assert_refused(bad_id, 422, "invalid_invoice_data")
     regular = await api.post(
         f"/v1/orders/{order_no}/invoice",
         json=INVOICE | {"kind": "regular", "taxpayer_id": " 91370212ma3c1234x5 "},
@@ -574,6 +642,7 @@ async def test_a_transfer_order_takes_a_voucher_and_finance_decides_through_the_
     registration.deadlines = extended  # the organiser extended them: the edition file is out of date
     people = [new_id("R"), new_id("R")]
     registration.unpaid["UTRANSFER"] = {rid: FeeKind.STANDARD for rid in people}
+    api.headers.update(as_unit("UTRANSFER"))  # that unit's buyer
 
     created = await api.post(
         "/v1/orders", json={"unit_id": "UTRANSFER", "registration_ids": people, "method": "transfer"}
@@ -622,21 +691,25 @@ async def test_a_transfer_order_takes_a_voucher_and_finance_decides_through_the_
     await PaymentActivities(ctx, gateway_for(ctx)).record_voucher(
         c.RecordVoucher(order_no=order_no, voucher_key=key, at=utcnow())
     )
-    queue = await api.get("/v1/transfers", params={"status": "awaiting_confirmation"})
+    queue = await api.get("/v1/transfers", params={"status": "awaiting_confirmation"}, headers=FINANCE)
     assert order_no in [o["order_no"] for o in queue.json()]
     assert_refused(await api.post(f"/v1/orders/{order_no}/voucher-upload"), 409, "voucher_pending")
 
     decided = await api.post(
         f"/v1/orders/{order_no}/transfer-decision",
         json={"decision": "approve", "reviewer": "finance.wang", "bank_reference": "ICBC0001"},
+        headers=FINANCE,
     )
     assert decided.status_code == 200, decided.text
     assert decided.json()["status"] == "paid"
     refused = await api.post(
         f"/v1/orders/{order_no}/transfer-decision",
         json={"decision": "reject", "reason": "x", "reviewer": "finance.li"},
+        headers=FINANCE,
     )
     assert_refused(refused, 409, "no_voucher")
+    # The reviewer recorded is the logged-in staff member, not the body's (kept for old clients).
+    assert (await handle.query("seen"))["reviewers"] == ["administrator@organiser.example.com"]
     await handle.signal("finish")
 
 
@@ -652,7 +725,9 @@ async def test_vouchers_and_decisions_are_refused_for_unknown_gateway_and_late_o
     )
     decision = {"decision": "approve", "reviewer": "finance.wang", "bank_reference": "B1"}
     assert_refused(
-        await api.post(f"/v1/orders/{qr_order}/transfer-decision", json=decision), 409, "not_transfer_order"
+        await api.post(f"/v1/orders/{qr_order}/transfer-decision", json=decision, headers=FINANCE),
+        409,
+        "not_transfer_order",
     )
     closed, _ = await add_order(ctx, 1, method=PaymentMethod.TRANSFER, status=OrderStatus.CLOSED)
     assert_refused(await api.post(f"/v1/orders/{closed}/voucher-upload"), 409, "order_closed")
@@ -664,6 +739,7 @@ async def test_vouchers_and_decisions_are_refused_for_unknown_gateway_and_late_o
     assert_refused(await api.post(f"/v1/orders/{late}/voucher-upload"), 409, "voucher_deadline_passed")
     person = new_id("R")
     registration.unpaid["ULATE"] = {person: FeeKind.STANDARD}
+    api.headers.update(as_unit("ULATE"))
     order = {"unit_id": "ULATE", "registration_ids": [person], "method": "qr"}
     assert_refused(await api.post("/v1/orders", json=order), 409, "payment_closed")
 
@@ -677,6 +753,7 @@ async def test_gateway_orders_use_the_editions_deadline_when_no_extension_is_kno
     registration.deadlines = None  # the registration service answers 404
     person = new_id("R")
     registration.unpaid["UB2B"] = {person: FeeKind.STANDARD}
+    api.headers.update(as_unit("UB2B"))
     created = await api.post(
         "/v1/orders", json={"unit_id": "UB2B", "registration_ids": [person], "method": "b2b"}
     )

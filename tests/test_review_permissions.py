@@ -99,6 +99,7 @@ async def review(world: World, tmp_path: Path) -> AsyncIterator[Review]:
                 "observer": await staff_login(session, StaffRole.OBSERVER, None),
                 "own": await staff_login(session, StaffRole.MISSION_STAFF, OWN),
                 "industrial": await staff_login(session, StaffRole.MISSION_STAFF, INDUSTRIAL),
+                "finance": await staff_login(session, StaffRole.FINANCE, OTHER),
             }
         api.app.state.ctx = ctx
         transport = httpx.ASGITransport(app=api.app)
@@ -154,8 +155,9 @@ async def test_staff_cannot_decide_another_missions_units_and_observers_decide_n
     for who in ("own", "industrial"):
         refused = await review.post(who, f"/v1/units/{other_unit}/decision", {"decision": "approve"})
         assert refused.status_code == 404 and refused.json()["code"] == "not_in_queue", who
-    observer = await review.post("observer", f"/v1/units/{other_unit}/decision", {"decision": "approve"})
-    assert observer.status_code == 403 and observer.json()["code"] == "read_only"
+    for reader in ("observer", "finance"):  # finance staff decide payments, not reviews
+        refused = await review.post(reader, f"/v1/units/{other_unit}/decision", {"decision": "approve"})
+        assert refused.status_code == 403 and refused.json()["code"] == "read_only", reader
     bulk = await review.post("observer", "/v1/decisions", {"kind": "unit", "items": [
         {"subject_id": other_unit, "decision": "approve"}]})  # fmt: skip
     assert bulk.status_code == 403

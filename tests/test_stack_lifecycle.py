@@ -43,6 +43,7 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
     demo = Demo(stack.settings, timeout=60)
     demo.sign_up()
     demo.staff_login()
+    demo.finance_login()
     reg, review, pay = stack.settings.registration_url, stack.settings.review_url, stack.settings.payment_url
     unit = demo.call("POST", f"{reg}/v1/units", json={
         "kind": "enterprise", "name": "南京江海贸易有限公司", "credit_code": demo_credit_code("320105"),
@@ -103,7 +104,7 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
         )
         assert submitted["status"] == "awaiting_confirmation"
         demo.wait_for(paying, {S.AWAITING_TRANSFER_CONFIRMATION})
-        waiting = demo.call("GET", f"{pay}/v1/transfers")
+        waiting = demo.call("GET", f"{pay}/v1/transfers", headers=demo.finance)
         assert order["order_no"] in {o["order_no"] for o in waiting}
         if attempt == "first":
             refused(
@@ -112,19 +113,20 @@ def test_withdrawal_changes_transfer_and_extension_through_the_services(stack: S
                 "transfer_being_confirmed",
             )
             demo.call("POST", f"{pay}/v1/orders/{order['order_no']}/transfer-decision", json={
-                "decision": "reject", "reason": "汇款金额不符 amount differs", "reviewer": "finance-1",
-            })  # fmt: skip
+                "decision": "reject", "reason": "汇款金额不符 amount differs",
+            }, headers=demo.finance)  # fmt: skip
             unpaid = demo.wait_for(paying, {S.UNPAID})
             assert unpaid["status"]["code"] == "unpaid"
     confirmed = demo.call("POST", f"{pay}/v1/orders/{order['order_no']}/transfer-decision", json={
-        "decision": "approve", "reviewer": "finance-1", "bank_reference": "BOC-20231012-77",
-    })  # fmt: skip
+        "decision": "approve", "bank_reference": "BOC-20231012-77",
+    }, headers=demo.finance)  # fmt: skip
     assert confirmed["status"] == "paid"
     demo.wait_for(paying, {S.TO_BE_REVIEWED})
     assert steps(demo, paying)[-4:] == ["voucher_uploaded", "transfer_rejected", "voucher_uploaded", "paid"]
     paid_order = demo.call("GET", f"{pay}/v1/orders/{order['order_no']}")
     assert paid_order["transaction_id"] == "BOC-20231012-77"
     assert [d["decision"] for d in paid_order["transfer_decisions"]] == ["reject", "approve"]
+    assert {d["reviewer"] for d in paid_order["transfer_decisions"]} == {stack.settings.admin_login}
 
     # Personal data change before the review; once the review passes, changes and refunds are refused.
     change = {k: v for k, v in person(stack, "吴昊", "19900303", "13900004449").items() if k in CHANGEABLE}

@@ -78,12 +78,14 @@ class Demo:
         self.timeout = timeout
         self.buyer: dict[str, str] = {}  # Authorization headers, once logged in
         self.staff: dict[str, str] = {}
+        self.finance: dict[str, str] = {}  # for the payment service's finance routes: call(..., headers=)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
     def call(self, method: str, url: str, **kwargs: Any) -> Any:
-        """An API call as the buyer would make it, or as staff for the review service."""
+        """An API call as the buyer would make it, or as staff for the review service. ``headers``
+        override the login's: ``headers=demo.finance`` calls the payment service as finance."""
         login = self.staff if url.startswith(self.s.review_url) else self.buyer
         kwargs["headers"] = login | kwargs.get("headers", {})
         response = self.http.request(method, url, **kwargs)
@@ -137,13 +139,23 @@ class Demo:
         self.buyer = {"Authorization": f"Bearer {login['token']}"}
         return self.buyer
 
-    def staff_login(self) -> dict[str, str]:
-        """The organiser's administrator, logged in to the review service: its Authorization header."""
+    def _administrator_login(self) -> dict[str, str]:
+        """A new login of the organiser's administrator at the review service: its Authorization header."""
         login = self.call("POST", f"{self.s.review_url}/v1/staff/sessions", json={
             "login": self.s.admin_login, "password": self.s.admin_password.get_secret_value(),
         })  # fmt: skip
-        self.staff = {"Authorization": f"Bearer {login['token']}"}
+        return {"Authorization": f"Bearer {login['token']}"}
+
+    def staff_login(self) -> dict[str, str]:
+        """The organiser's administrator, logged in to the review service: its Authorization header."""
+        self.staff = self._administrator_login()
         return self.staff
+
+    def finance_login(self) -> dict[str, str]:
+        """The organiser's administrator, logged in for the payment service's finance routes (transfer
+        queue and decisions): its Authorization header, to send with ``call(..., headers=...)``."""
+        self.finance = self._administrator_login()
+        return self.finance
 
     def run(self) -> DemoResult:
         reg, review, pay = self.s.registration_url, self.s.review_url, self.s.payment_url

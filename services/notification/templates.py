@@ -130,7 +130,10 @@ PAYMENT_NOTICE_ONE_DEADLINE = Template(
     "Payment notice: your unit is approved. Registration {registration_id} is unpaid; "
     "please pay before {deadline} Beijing time.",
 )
-INVOICE_VOIDED = Template("原发票{invoice_voided}已作废。", " Invoice {invoice_voided} is void.")
+INVOICE_VOIDED = Template(
+    "原发票{invoice_voided}已开具红字发票冲销。",
+    " Invoice {invoice_voided} has been reversed by a red-letter invoice.",
+)
 INVOICE_REISSUED = Template(
     "已按仍已缴的费用重新开具发票{invoice_issued}。",
     " Invoice {invoice_issued} was issued for what remains paid.",
@@ -168,7 +171,7 @@ def _template(step: Step, params: dict[str, str]) -> Template:
         return PAYMENT_NOTICE_ONE_DEADLINE
     template = TEMPLATES[step]
     if step is Step.REFUNDED and "invoice_voided" in params:
-        # FAQ XI: the invoice of a partly refunded order is voided and one issued for what remains paid.
+        # FAQ XI: the invoice of a partly refunded order is reversed and one issued for what remains paid.
         extra = INVOICE_REISSUED if "invoice_issued" in params else INVOICE_REAPPLY
         return Template(
             template.zh + INVOICE_VOIDED.zh + extra.zh, template.en + INVOICE_VOIDED.en + extra.en

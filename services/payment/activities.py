@@ -100,7 +100,13 @@ class PaymentActivities:
     @activity.defn(name=c.REFUND.name)
     async def refund(self, request: c.RefundRequest) -> c.RefundResult:
         try:
-            return await refunds.refund(self.ctx.db, self.gateway, request)
+            return await refunds.refund(
+                self.ctx.db,
+                self.gateway,
+                request,
+                store=self.ctx.store,
+                bucket=self.ctx.settings.bucket_invoices,
+            )
         except refunds.RefundError as exc:
             raise ApplicationError(str(exc), non_retryable=not exc.retryable) from exc
 

@@ -11,31 +11,40 @@ from typing import Annotated, Literal
 import httpx
 from fastapi import Body, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
-from temporalio.service import RPCError, RPCStatusCode
 
-from services.payment import refunds, signing
+from services.payment import invoices_api, reconcile, signing
 from services.payment.activities import gateway_for
+from services.payment.auth import (
+    CurrentBuyer,
+    CurrentFinance,
+    FinanceStaff,
+    buyer_bearer,
+    buyer_for_token,
+    finance_for_token,
+    owns_unit,
+    require_finance_decider,
+)
 from services.payment.gateway import Callback, QrCode
 from services.payment.models import (
     OPEN_ORDER_STATUSES,
-    GatewayTransaction,
     Invoice,
     InvoiceKind,
     InvoiceStatus,
     OrderItem,
     PaymentOrder,
-    Refund,
 )
+from services.payment.reconcile import transaction_arrived
 from shared import contracts as c
 from shared.catalogue import Edition
 from shared.db import utcnow
 from shared.http import ApiError, ErrorBody, execute_update, internal_headers, not_found
 from shared.ids import new_id
-from shared.records import UnitMembersRecord
+from shared.records import BuyerSession, UnitMembersRecord
 from shared.service import ServiceContext, context, create_service_app
 from shared.temporal import payment_order_workflow_id, start_workflow
 from shared.types import Decision, FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
@@ -52,7 +61,39 @@ app = create_service_app(
     ),
 )
 Ctx = Annotated[ServiceContext, Depends(context)]
-ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 409, 422)}
+app.include_router(invoices_api.router)
+app.include_router(reconcile.router)
+
+
+async def caller_scope(
+    ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(buyer_bearer)]
+) -> invoices_api.OrderScope:
+    """Whose orders the caller sees: a buyer their unit's; finance staff their mission's (or all)."""
+    token = credentials.credentials if credentials else None
+    try:
+        buyer = await buyer_for_token(ctx, token)
+    except ApiError as refused:
+        if refused.status != 401:
+            raise
+    else:
+        return invoices_api.OrderScope(unit_id=buyer.unit_id or "")
+    staff = await finance_for_token(ctx, token)
+    own = staff.mission_filter()
+    return invoices_api.OrderScope(missions={own} if own else None)
+
+
+app.dependency_overrides[invoices_api.order_scope] = caller_scope
+
+
+def finance_decider(staff: CurrentFinance) -> FinanceStaff:
+    require_finance_decider(staff)
+    return staff
+
+
+app.dependency_overrides[reconcile.finance_placeholder] = finance_decider
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
+}
 VOUCHER_UPLOAD_SECONDS = 900
 VOUCHER_MAX_BYTES = 10 * 1024 * 1024
 VOUCHER_TYPES = {"application/pdf": "pdf", "image/jpeg": "jpg"}
@@ -132,7 +173,8 @@ class VoucherIn(BaseModel):
 class TransferDecisionIn(BaseModel):
     decision: Decision
     reason: str | None = Field(default=None, max_length=500)
-    reviewer: str = Field(min_length=1, max_length=100)
+    # Accepted for older clients and ignored: the reviewer recorded is the logged-in staff member.
+    reviewer: str | None = Field(default=None, max_length=100, deprecated=True)
     bank_reference: str | None = Field(default=None, max_length=64)
 
 
@@ -227,6 +269,14 @@ async def _order(ctx: ServiceContext, order_no: str) -> PaymentOrder:
     return order
 
 
+async def _buyers_order(ctx: ServiceContext, buyer: BuyerSession, order_no: str) -> PaymentOrder:
+    """The order, if it is the buyer's unit's; otherwise 404, as if it did not exist."""
+    order = await _load(ctx, order_no=order_no)
+    if order is None or not owns_unit(buyer, order.unit_id):
+        raise not_found("order", "订单")
+    return order
+
+
 # ------------------------------------------------------------------------------------------ deadlines
 
 
@@ -315,13 +365,18 @@ async def _gateway_payment(ctx: ServiceContext, order: PaymentOrder) -> QrCode:
 async def create_order(
     body: OrderIn,
     ctx: Ctx,
+    buyer: CurrentBuyer,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> OrderOut:
     """Pay for a chosen set of the unit's unpaid people in one order: by QR code or B2B (the answer
     says where to pay), or by bank transfer (then upload the remittance voucher before the transfer
     deadline; finance confirms it). The same Idempotency-Key returns the same order, so a double
     click pays once."""
+    if not owns_unit(buyer, body.unit_id):
+        raise not_found("unit", "单位")
     if idempotency_key and (existing := await _load(ctx, idempotency_key=idempotency_key)):
+        if not owns_unit(buyer, existing.unit_id):  # another unit's key: its order stays unseen
+            raise _idempotency_key_taken()
         return _order_out(existing)
     edition = ctx.edition
     deadline = (await current_deadlines(ctx, edition.code)).closes(body.method)
@@ -407,15 +462,26 @@ async def create_order(
         existing = await _load(ctx, idempotency_key=idempotency_key) if idempotency_key else None
         if existing is None:
             raise
+        if not owns_unit(buyer, existing.unit_id):
+            raise _idempotency_key_taken() from None
         return _order_out(existing)
     return _order_out(order)
 
 
+def _idempotency_key_taken() -> ApiError:
+    return ApiError(
+        409,
+        "idempotency_key_taken",
+        "this Idempotency-Key has been used for another order; use a new one",
+        "该幂等键已用于其他订单，请更换",
+    )
+
+
 @app.get("/v1/orders/{order_no}", response_model=OrderOut, responses=ERRORS, tags=["orders"])
-async def get_order(order_no: str, ctx: Ctx) -> OrderOut:
+async def get_order(order_no: str, ctx: Ctx, buyer: CurrentBuyer) -> OrderOut:
     """The order: its status and deadline, where to pay, the transfer voucher and finance's
-    decisions on it, and its invoices."""
-    return _order_out(await _order(ctx, order_no))
+    decisions on it, and its invoices. The buyer's own unit's orders only."""
+    return _order_out(await _buyers_order(ctx, buyer, order_no))
 
 
 # ------------------------------------------------------------------------------------------ transfers
@@ -456,11 +522,11 @@ async def _order_update(
     tags=["transfers"],
 )
 async def new_voucher_upload(
-    order_no: str, ctx: Ctx, body: Annotated[VoucherUploadIn | None, Body()] = None
+    order_no: str, ctx: Ctx, buyer: CurrentBuyer, body: Annotated[VoucherUploadIn | None, Body()] = None
 ) -> VoucherUploadOut:
     """A presigned URL to upload the bank remittance voucher (PDF or JPEG, at most 10 MiB) to; then
     submit its key with ``POST /v1/orders/{order_no}/voucher``."""
-    order = _transfer_order(await _order(ctx, order_no))
+    order = _transfer_order(await _buyers_order(ctx, buyer, order_no))
     if order.status is OrderStatus.PAID:
         raise ApiError(409, "order_paid", "the order has been paid", "该订单已支付")
     if order.status is OrderStatus.CLOSED:
@@ -490,9 +556,9 @@ async def new_voucher_upload(
 @app.post(
     "/v1/orders/{order_no}/voucher", response_model=TransferStatusOut, responses=ERRORS, tags=["transfers"]
 )
-async def submit_voucher(order_no: str, body: VoucherIn, ctx: Ctx) -> TransferStatusOut:
+async def submit_voucher(order_no: str, body: VoucherIn, ctx: Ctx, buyer: CurrentBuyer) -> TransferStatusOut:
     """Submit the uploaded remittance voucher: the order then awaits finance's confirmation."""
-    order = _transfer_order(await _order(ctx, order_no))
+    order = _transfer_order(await _buyers_order(ctx, buyer, order_no))
     if not body.voucher_key.startswith(_voucher_prefix(order)) or ".." in body.voucher_key:
         raise ApiError(
             422,
@@ -530,32 +596,44 @@ async def submit_voucher(order_no: str, body: VoucherIn, ctx: Ctx) -> TransferSt
     responses=ERRORS,
     tags=["transfers"],
 )
-async def decide_transfer(order_no: str, body: TransferDecisionIn, ctx: Ctx) -> TransferStatusOut:
+async def decide_transfer(
+    order_no: str, body: TransferDecisionIn, ctx: Ctx, staff: CurrentFinance
+) -> TransferStatusOut:
     """Finance: confirm a bank transfer against the bank statement (with the bank's reference), or
-    reject its voucher with a reason (the unit may upload another until the transfer deadline)."""
-    order = _transfer_order(await _order(ctx, order_no))
+    reject its voucher with a reason (the unit may upload another until the transfer deadline). The
+    reviewer recorded is the logged-in staff member (a ``reviewer`` in the body is ignored); finance
+    staff of a mission decide their mission's orders only, observers none."""
+    require_finance_decider(staff)
+    order = await _order(ctx, order_no)
+    if not staff.sees(order.mission):
+        raise not_found("order", "订单")
+    order = _transfer_order(order)
     decision = c.TransferDecision(
-        decision=body.decision, reason=body.reason, reviewer=body.reviewer, bank_reference=body.bank_reference
+        decision=body.decision, reason=body.reason, reviewer=staff.login, bank_reference=body.bank_reference
     )
     result = await _order_update(ctx, order, c.UPDATE_CONFIRM_TRANSFER, decision)
     return TransferStatusOut(order_no=order.order_no, status=result.status)
 
 
-@app.get("/v1/transfers", response_model=list[OrderOut], tags=["transfers"])
+@app.get("/v1/transfers", response_model=list[OrderOut], responses=ERRORS, tags=["transfers"])
 async def list_transfers(
     ctx: Ctx,
+    staff: CurrentFinance,
     status: Annotated[OrderStatus, Query()] = OrderStatus.AWAITING_CONFIRMATION,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[OrderOut]:
     """Finance's queue: bank transfer orders in ``status`` (by default those whose voucher awaits
-    confirmation), the longest waiting first."""
+    confirmation), the longest waiting first. Finance staff of a mission see their mission's only."""
+    query = select(PaymentOrder).where(
+        PaymentOrder.method == PaymentMethod.TRANSFER, PaymentOrder.status == status
+    )
+    if (mission := staff.mission_filter()) is not None:
+        query = query.where(PaymentOrder.mission == mission)
     async with ctx.db.sessions() as session:
         orders = (
             await session.scalars(
-                select(PaymentOrder)
-                .options(*_WITH_DETAILS)
-                .where(PaymentOrder.method == PaymentMethod.TRANSFER, PaymentOrder.status == status)
+                query.options(*_WITH_DETAILS)
                 .order_by(
                     PaymentOrder.voucher_uploaded_at.asc().nulls_last(),
                     PaymentOrder.created_at,
@@ -569,71 +647,6 @@ async def list_transfers(
 
 
 # ------------------------------------------------------------------------------------------ invoices
-
-
-@app.post(
-    "/v1/orders/{order_no}/invoice",
-    status_code=201,
-    response_model=InvoiceOut,
-    responses=ERRORS,
-    tags=["invoices"],
-)
-async def request_invoice(order_no: str, body: InvoiceIn, ctx: Ctx) -> InvoiceOut:
-    """Apply for the electronic VAT invoice (regular or special) of a paid order, for what it paid
-    less any refunds. One invoice stands per order: a later refund voids it and issues another."""
-    async with ctx.db.transaction() as session:
-        order = await session.get(PaymentOrder, order_no, with_for_update=True)
-        if order is None:
-            raise not_found("order", "订单")
-        if order.status is not OrderStatus.PAID:
-            raise ApiError(
-                409, "not_paid", "an invoice is issued once the order is paid", "订单支付后方可申请发票"
-            )
-        existing = await session.scalar(
-            select(Invoice.invoice_no).where(
-                Invoice.order_no == order_no, Invoice.status == InvoiceStatus.ISSUED
-            )
-        )
-        if existing is not None:
-            raise _invoice_exists(existing)
-        amount = await refunds.remaining_paid(session, order)
-        if amount <= 0:
-            raise ApiError(
-                409, "nothing_to_invoice", "the whole order has been refunded", "该订单已全额退款，无需开票"
-            )
-        invoice = Invoice(
-            invoice_no=new_id("I"),
-            order_no=order_no,
-            kind=body.kind,
-            title=body.title,
-            taxpayer_id=body.taxpayer_id,
-            amount_fen=amount,
-            status=InvoiceStatus.ISSUED,
-            issued_at=utcnow(),
-        )
-        session.add(invoice)
-        try:
-            await session.flush()
-        except IntegrityError as exc:  # another request issued one at the same moment
-            raise _invoice_exists(None) from exc
-    return _invoice_out(invoice)
-
-
-def _invoice_exists(invoice_no: str | None) -> ApiError:
-    return ApiError(
-        409,
-        "invoice_exists",
-        f"an invoice has already been issued for this order{f' ({invoice_no})' if invoice_no else ''}",
-        f"该订单已开具发票{f'（{invoice_no}）' if invoice_no else ''}",
-    )
-
-
-@app.get(
-    "/v1/orders/{order_no}/invoices", response_model=list[InvoiceOut], responses=ERRORS, tags=["invoices"]
-)
-async def list_invoices(order_no: str, ctx: Ctx) -> list[InvoiceOut]:
-    """Every invoice of the order, voided ones too, in the order they were issued."""
-    return [_invoice_out(invoice) for invoice in (await _order(ctx, order_no)).invoices]
 
 
 # ------------------------------------------------------------------------------------------ gateway
@@ -657,68 +670,5 @@ async def gateway_notify(request: Request, ctx: Ctx) -> str:
     order = await _load(ctx, order_no=callback.order_no)
     if order is None:
         raise not_found("order", "订单")
-    paid_at = datetime.fromisoformat(callback.paid_at)
-    async with ctx.db.transaction() as session:
-        if await session.get(GatewayTransaction, callback.transaction_id) is None:
-            session.add(
-                GatewayTransaction(
-                    transaction_id=callback.transaction_id,
-                    order_no=callback.order_no,
-                    amount_fen=callback.amount_fen,
-                    paid_at=paid_at,
-                    callback=callback.model_dump(),
-                )
-            )
-    try:
-        await ctx.temporal.get_workflow_handle(
-            payment_order_workflow_id(order.edition, order.order_no)
-        ).signal(
-            c.SIGNAL_GATEWAY_CONFIRMATION,
-            c.GatewayConfirmation(
-                transaction_id=callback.transaction_id, amount_fen=callback.amount_fen, paid_at=paid_at
-            ),
-        )
-    except RPCError as exc:
-        if exc.status is not RPCStatusCode.NOT_FOUND:
-            raise
-        await _refund_late(ctx, order, callback)
+    await transaction_arrived(ctx, order, callback)  # stored once, signalled, or refunded if too late
     return "success"
-
-
-async def _refund_late(ctx: ServiceContext, order: PaymentOrder, callback: Callback) -> None:
-    """Money for an order whose workflow has closed: nobody else will answer it, so it goes back,
-    unless the workflow already dealt with that transaction (it paid the order, or was refunded)."""
-    async with ctx.db.sessions() as session:
-        handled = order.transaction_id == callback.transaction_id or (
-            await session.scalar(
-                select(Refund.refund_no).where(
-                    Refund.transaction_id == callback.transaction_id,
-                    Refund.refund_key != f"late:{callback.transaction_id}",
-                )
-            )
-        )
-    if handled:
-        return
-    request = c.RefundRequest(
-        refund_key=f"late:{callback.transaction_id}",
-        order_no=order.order_no,
-        transaction_id=callback.transaction_id,
-        amount_fen=callback.amount_fen,
-        reason="the order had closed when the payment arrived",
-    )
-    try:
-        result = await refunds.refund(ctx.db, gateway_for(ctx), request)
-    except (refunds.RefundError, httpx.HTTPError) as exc:
-        log.warning("late payment %s could not be refunded yet: %s", callback.transaction_id, exc)
-        raise ApiError(
-            503,
-            "refund_pending",
-            "the late payment could not be refunded yet; try again",
-            "退款暂未完成，请稍后重试",
-        ) from exc
-    log.info(
-        "late payment %s for closed order %s refunded as %s",
-        callback.transaction_id,
-        order.order_no,
-        result.refund_no,
-    )

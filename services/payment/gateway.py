@@ -7,6 +7,8 @@ the provider's API; the service and the workflows do not change.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import httpx
@@ -37,6 +39,50 @@ class Callback(BaseModel):
     paid_at: str
 
 
+class GatewayRefundRecord(BaseModel):
+    refund_no: str
+    transaction_id: str
+    amount_fen: int
+    gateway_refund_id: str
+
+
+class GatewayOrder(BaseModel):
+    """What the gateway knows of an order (its query API): every transaction, every refund."""
+
+    order_no: str
+    amount_fen: int
+    transactions: list[Callback]
+    refunds: list[GatewayRefundRecord] = []
+
+
+class NonceCache:
+    """The nonces of signed messages seen within the signature window: a message seen again (a
+    replay of the identical signed request) is recognised. Older nonces are forgotten: the
+    timestamp check refuses those messages anyway. In memory, so per process."""
+
+    def __init__(self, window: timedelta = signing.MAX_SKEW, max_size: int = 100_000) -> None:
+        self.window = window
+        self.max_size = max_size
+        self._seen: OrderedDict[str, datetime] = OrderedDict()
+
+    def seen_before(self, nonce: str, now: datetime) -> bool:
+        """Whether ``nonce`` was seen within the window; it is remembered from now on either way."""
+        while self._seen:
+            oldest, at = next(iter(self._seen.items()))
+            if now - at <= 2 * self.window and len(self._seen) < self.max_size:
+                break
+            del self._seen[oldest]
+        if nonce in self._seen:
+            return True
+        self._seen[nonce] = now
+        return False
+
+    def check(self, headers: dict[str, str], now: datetime) -> bool:
+        """Whether the (already verified) signed message with these headers is a replay."""
+        nonce = {name.lower(): value for name, value in headers.items()}.get(signing.NONCE.lower())
+        return nonce is not None and self.seen_before(nonce, now)
+
+
 class PaymentGateway(Protocol):
     async def create_qr(
         self, *, order_no: str, amount_fen: int, channel: QrChannel, notify_url: str
@@ -47,6 +93,11 @@ class PaymentGateway(Protocol):
         ...
 
     async def refund(self, *, refund_no: str, transaction_id: str, amount_fen: int) -> GatewayRefund: ...
+
+    async def query_order(self, order_no: str) -> GatewayOrder | None:
+        """The gateway's record of the order (None: it knows no such order): to reconcile an order
+        whose callbacks never came."""
+        ...
 
 
 class SandboxGateway:
@@ -94,3 +145,15 @@ class SandboxGateway:
             {"refund_no": refund_no, "transaction_id": transaction_id, "amount_fen": amount_fen},
         )
         return GatewayRefund.model_validate(result)
+
+    async def query_order(self, order_no: str) -> GatewayOrder | None:
+        headers = signing.sign(self.key, b"", utcnow())
+        response = await self.http.get(
+            f"{self.base_url}/v1/orders/{order_no}",
+            params={"merchant_id": self.merchant_id},
+            headers=headers,
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return GatewayOrder.model_validate(response.json())

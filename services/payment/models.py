@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.db import TYPE_ANNOTATION_MAP, service_metadata, utcnow
@@ -24,8 +24,8 @@ class InvoiceKind(StrEnum):
 
 
 class InvoiceStatus(StrEnum):
-    ISSUED = "issued"
-    VOIDED = "voided"  # returned: a refund changed what the order paid, another was issued
+    ISSUED = "issued"  # every invoice issued since invoices became immutable documents
+    VOIDED = "voided"  # legacy rows only: before red-letter invoices, a refund marked the original so
 
 
 class Base(DeclarativeBase):
@@ -57,7 +57,7 @@ class PaymentOrder(Base):
     items: Mapped[list[OrderItem]] = relationship(
         back_populates="order", order_by="OrderItem.registration_id"
     )
-    invoices: Mapped[list[Invoice]] = relationship(order_by="Invoice.issued_at")
+    invoices: Mapped[list[Invoice]] = relationship(order_by=lambda: (Invoice.issued_at, Invoice.invoice_no))
     transfer_decisions: Mapped[list[TransferDecisionRecord]] = relationship(
         order_by="TransferDecisionRecord.decided_at"
     )
@@ -129,9 +129,20 @@ class Refund(Base):
     invoice_issued: Mapped[str | None] = mapped_column(String(32))
 
 
+class InvoiceSequence(Base):
+    """The last invoice number given in a calendar year (Beijing time): INV-2023-000001, gapless."""
+
+    __tablename__ = "payment_invoice_sequences"
+
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(default=0)
+
+
 class Invoice(Base):
-    """An electronic VAT invoice for what an order paid. At most one is issued per order at a time:
-    a refund voids it and issues one for what remains paid (``replaces`` the voided one)."""
+    """An electronic VAT invoice: an immutable document once issued (its amounts, parties and lines
+    never change). A refund after invoicing issues a red-letter invoice (``reverses`` the original,
+    negative amount) and, if anything remains paid, a new blue invoice (``replaces`` the original).
+    A blue invoice *stands* while no red-letter invoice reverses it: at most one stands per order."""
 
     __tablename__ = "payment_invoices"
 
@@ -140,19 +151,33 @@ class Invoice(Base):
     kind: Mapped[InvoiceKind] = mapped_column()
     title: Mapped[str] = mapped_column(String(200))  # the buyer's name on the invoice (发票抬头)
     taxpayer_id: Mapped[str] = mapped_column(String(20))  # 纳税人识别号
-    amount_fen: Mapped[int] = mapped_column()
+    # A special invoice's buyer data (专票: 地址、电话、开户行及账号); None on a regular one.
+    address: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32))  # E.164
+    bank_name: Mapped[str | None] = mapped_column(String(100))
+    bank_account: Mapped[str | None] = mapped_column(String(30))
+    amount_fen: Mapped[int] = mapped_column()  # negative on a red-letter invoice
+    # What is invoiced, per person: [{"registration_id", "fee_kind", "amount_fen"}] (negated on a red one).
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     status: Mapped[InvoiceStatus] = mapped_column(default=InvoiceStatus.ISSUED)
     replaces: Mapped[str | None] = mapped_column(String(32))  # the invoice this one was reissued for
+    reverses: Mapped[str | None] = mapped_column(String(32))  # a red-letter invoice: the original
+    refund_no: Mapped[str | None] = mapped_column(String(32))  # the refund that led to this invoice
+    pdf_key: Mapped[str | None] = mapped_column(String(200))  # in the invoices bucket
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
-    voided_at: Mapped[datetime | None] = mapped_column()
+    voided_at: Mapped[datetime | None] = mapped_column()  # legacy rows only
 
     __table_args__ = (
-        # One issued invoice per order, however requests and refunds interleave.
+        # One red-letter invoice per original, however refunds interleave or retry.
         Index(
-            "uq_payment_invoices_issued_order",
-            "order_no",
+            "uq_payment_invoices_reverses",
+            "reverses",
             unique=True,
-            sqlite_where=text("status = 'issued'"),
-            postgresql_where=text("status = 'issued'"),
+            sqlite_where=text("reverses IS NOT NULL"),
+            postgresql_where=text("reverses IS NOT NULL"),
         ),
     )
+
+    @property
+    def red_letter(self) -> bool:
+        return self.reverses is not None

@@ -1,4 +1,4 @@
-"""Refunds, and what they do to an order's invoice: the one code path the REFUND activity and the
+"""Refunds, and what they do to an order's invoices: the one code path the REFUND activity and the
 gateway callback (money for an order whose workflow has closed) both use."""
 
 from __future__ import annotations
@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.payment import invoices
 from services.payment.gateway import PaymentGateway
-from services.payment.models import Invoice, InvoiceStatus, OrderItem, PaymentOrder, Refund
+from services.payment.models import Invoice, OrderItem, PaymentOrder, Refund
 from shared import contracts as c
 from shared.db import Database, utcnow
 from shared.ids import new_id
+from shared.storage import ObjectStore
 
 
 class RefundError(Exception):
@@ -25,15 +27,29 @@ class RefundError(Exception):
 
 @dataclass(frozen=True)
 class InvoiceChange:
-    voided: str | None
-    issued: str | None
+    voided: str | None  # the invoice a red-letter invoice now reverses
+    issued: str | None  # the new blue invoice for what remains paid
+    red_letter: str | None = None  # the red-letter invoice's number
+
+    @property
+    def new_invoices(self) -> list[str]:
+        return [no for no in (self.red_letter, self.issued) if no is not None]
 
 
-async def refund(db: Database, gateway: PaymentGateway, request: c.RefundRequest) -> c.RefundResult:
+async def refund(
+    db: Database,
+    gateway: PaymentGateway,
+    request: c.RefundRequest,
+    *,
+    store: ObjectStore | None = None,
+    bucket: str | None = None,
+) -> c.RefundResult:
     """Refund once per key: the row is written first, then the gateway is asked (idempotent by
     refund number on its side too), so a retry after a crash never pays out twice. Once the money
-    is back, a person's share refunded from an invoiced order voids the invoice and issues one for
-    what remains paid (FAQ XI), once per refund: a retry answers the same numbers."""
+    is back, a person's share refunded from an invoiced order gets a red-letter invoice reversing the
+    standing one and a new invoice for what remains paid (FAQ XI), once per refund: a retry answers
+    the same numbers. ``store``/``bucket``: where the new invoices' PDFs go (else they are rendered
+    on their first download)."""
     async with db.transaction() as session:
         stored = await session.scalar(select(Refund).where(Refund.refund_key == request.refund_key))
         if stored is None:
@@ -51,6 +67,8 @@ async def refund(db: Database, gateway: PaymentGateway, request: c.RefundRequest
         if not outcome.succeeded:
             raise RefundError("the gateway refused the refund; retrying", retryable=True)
     change = await settle_invoice(db, stored.refund_no)
+    if store is not None and bucket is not None and change.new_invoices:
+        await invoices.publish(db, store, bucket, change.new_invoices)
     return c.RefundResult(
         refund_no=stored.refund_no, succeeded=True, invoice_voided=change.voided, invoice_issued=change.issued
     )
@@ -95,43 +113,37 @@ async def remaining_paid(session: AsyncSession, order: PaymentOrder) -> int:
 
 
 async def settle_invoice(db: Database, refund_no: str) -> InvoiceChange:
-    """Bring the order's invoice in line with what remains paid after a successful refund: void the
-    issued invoice and reissue it (same kind and buyer) for the remaining amount, if any. Done once
-    per refund; the refund row keeps what was done, so a retry answers the same numbers."""
+    """Bring the order's invoices in line with what remains paid after a successful refund: issued
+    invoices never change, so a red-letter invoice reverses the standing one and a new blue invoice
+    (same kind and buyer) covers what remains paid, if anything. Done once per refund; the refund row
+    keeps what was done (``voided``: the reversed original's number, ``issued``: the new blue one's),
+    so a retry answers the same numbers and issues nothing."""
     async with db.transaction() as session:
         row = await session.get(Refund, refund_no)
         assert row is not None
-        # Lock the order first (PostgreSQL; SQLite serialises writers): refunds of several people of
-        # one order settle its invoice one after the other.
-        order = await session.get(PaymentOrder, row.order_no, with_for_update=True)
+        # Lock the order first (a write first, for SQLite): refunds of several people of one order
+        # settle its invoice one after the other.
+        order = await invoices.lock_order(session, row.order_no)
         await session.refresh(row, with_for_update=True)
         if row.invoice_settled_at is not None:
-            return InvoiceChange(voided=row.invoice_voided, issued=row.invoice_issued)
+            return InvoiceChange(
+                voided=row.invoice_voided,
+                issued=row.invoice_issued,
+                red_letter=await _red_letter(session, row),
+            )
         row.invoice_settled_at = utcnow()
         if row.registration_id is None or order is None:
             return InvoiceChange(voided=None, issued=None)
-        issued = await session.scalar(
-            select(Invoice).where(Invoice.order_no == order.order_no, Invoice.status == InvoiceStatus.ISSUED)
-        )
-        remaining = await remaining_paid(session, order)
-        if issued is None or issued.amount_fen == remaining:
+        change = await invoices.reissue_after_refund(session, order, row.refund_no, row.invoice_settled_at)
+        if change is None:
             return InvoiceChange(voided=None, issued=None)  # no invoice, or already reissued for this
-        issued.status = InvoiceStatus.VOIDED
-        issued.voided_at = row.invoice_settled_at
-        await session.flush()  # the voided one leaves the "one issued per order" index first
-        row.invoice_voided = issued.invoice_no
-        if remaining > 0:
-            replacement = Invoice(
-                invoice_no=new_id("I"),
-                order_no=order.order_no,
-                kind=issued.kind,
-                title=issued.title,
-                taxpayer_id=issued.taxpayer_id,
-                amount_fen=remaining,
-                status=InvoiceStatus.ISSUED,
-                replaces=issued.invoice_no,
-                issued_at=row.invoice_settled_at,
-            )
-            session.add(replacement)
-            row.invoice_issued = replacement.invoice_no
-        return InvoiceChange(voided=row.invoice_voided, issued=row.invoice_issued)
+        red, blue = change
+        row.invoice_voided = red.reverses
+        row.invoice_issued = blue.invoice_no if blue else None
+        return InvoiceChange(voided=row.invoice_voided, issued=row.invoice_issued, red_letter=red.invoice_no)
+
+
+async def _red_letter(session: AsyncSession, row: Refund) -> str | None:
+    if row.invoice_voided is None:
+        return None
+    return await session.scalar(select(Invoice.invoice_no).where(Invoice.reverses == row.invoice_voided))

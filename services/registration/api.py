@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from services.registration import accounts, previous_api, statistics, validation
+from services.registration import accounts, previous_api, sessions, statistics, validation
 from services.registration.auth import CurrentAccount, own_person, own_unit
 from services.registration.deadlines import current_payment_deadlines, extended
 from services.registration.models import (
@@ -85,6 +85,7 @@ app = create_service_app(
 app.include_router(accounts.router)
 app.include_router(previous_api.router)
 app.include_router(statistics.router)
+app.include_router(sessions.router)
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422)}
 PHOTO_MAX_BYTES = 2 * 1024 * 1024

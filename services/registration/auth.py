@@ -44,14 +44,13 @@ async def issue_token(
     return issued.token, login
 
 
-async def current_account(
-    ctx: Annotated[ServiceContext, Depends(context)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Account:
-    if credentials is None:
+async def account_for_token(ctx: ServiceContext, token: str | None) -> tuple[Account, AccountSession]:
+    """The account whose login ``token`` is, and the login; otherwise 401 ``unauthenticated``. The one
+    lookup behind both the buyer-facing routes and GET /internal/sessions/current."""
+    if not token:
         raise unauthenticated()
     async with ctx.db.sessions() as session:
-        login = await session.get(AccountSession, sha256(credentials.credentials))
+        login = await session.get(AccountSession, sha256(token))
         if login is None or not session_valid(
             revoked_at=login.revoked_at, expires_at=login.expires_at, now=utcnow()
         ):
@@ -59,6 +58,14 @@ async def current_account(
         account = await session.get(Account, login.account_id)
     if account is None:
         raise unauthenticated()
+    return account, login
+
+
+async def current_account(
+    ctx: Annotated[ServiceContext, Depends(context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Account:
+    account, _ = await account_for_token(ctx, credentials.credentials if credentials else None)
     return account
 
 

@@ -18,7 +18,7 @@ from fastapi import Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, func, select
 
-from services.review import exports, staff_api, statistics_api
+from services.review import exports, internal_api, staff_api, statistics_api
 from services.review.models import DecisionRecord, ReviewTask, StaffAccount
 from services.review.staff import CurrentStaff, mission_filter, outside_scope, require_decider, sees_mission
 from shared import contracts as c
@@ -33,6 +33,7 @@ app = create_service_app(
 )
 app.include_router(staff_api.router)
 app.include_router(statistics_api.router)
+app.include_router(internal_api.router)
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)

@@ -69,6 +69,7 @@ class StaffRole(StrEnum):
     MISSION_STAFF = "mission_staff"  # a mission secretariat: its mission and sub-missions only
     ADMINISTRATOR = "administrator"  # the organiser: every mission, and the staff accounts
     OBSERVER = "observer"  # reads everything, decides nothing
+    FINANCE = "finance"  # the payment service's finance staff: its mission's transfers, or every mission's
 
 
 class StaffAccount(Base):

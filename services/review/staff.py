@@ -75,15 +75,14 @@ async def issue_staff_token(
     return issued.token, login
 
 
-async def current_staff(
-    ctx: Annotated[ServiceContext, Depends(context)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(staff_bearer)],
-) -> StaffAccount:
-    """The active staff account whose bearer token this is; otherwise 401 ``unauthenticated``."""
-    if credentials is None:
+async def staff_for_token(ctx: ServiceContext, token: str | None) -> tuple[StaffAccount, StaffSession]:
+    """The active staff account whose login ``token`` is, and the login; otherwise 401
+    ``unauthenticated``. The one lookup behind both the staff routes and the internal
+    GET /internal/staff/sessions/current."""
+    if not token:
         raise unauthenticated()
     async with ctx.db.sessions() as session:
-        login = await session.get(StaffSession, sha256(credentials.credentials))
+        login = await session.get(StaffSession, sha256(token))
         if login is None or not session_valid(
             revoked_at=login.revoked_at, expires_at=login.expires_at, now=utcnow()
         ):
@@ -91,6 +90,15 @@ async def current_staff(
         staff = await session.get(StaffAccount, login.staff_id)
     if staff is None or not staff.active:
         raise unauthenticated()
+    return staff, login
+
+
+async def current_staff(
+    ctx: Annotated[ServiceContext, Depends(context)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(staff_bearer)],
+) -> StaffAccount:
+    """The active staff account whose bearer token this is; otherwise 401 ``unauthenticated``."""
+    staff, _ = await staff_for_token(ctx, credentials.credentials if credentials else None)
     return staff
 
 
@@ -105,14 +113,16 @@ def mission_filter(staff: StaffAccount) -> str | None:
     observers). Mission staff without a mission (never written so) match no mission at all."""
     if staff.role is StaffRole.MISSION_STAFF:
         return staff.mission or ""
+    if staff.role is StaffRole.FINANCE:
+        return staff.mission  # finance staff of one mission, or of all
     return None
 
 
 def sees_mission(staff: StaffAccount, mission: str) -> bool:
     """Whether ``staff`` may read the data of ``mission`` (a review task's managing mission)."""
-    if staff.role is StaffRole.MISSION_STAFF:
-        return staff.mission is not None and staff.mission == mission
-    return True
+    if staff.role in (StaffRole.MISSION_STAFF, StaffRole.FINANCE) and staff.mission is not None:
+        return staff.mission == mission
+    return staff.role is not StaffRole.MISSION_STAFF
 
 
 def read_only() -> ApiError:
@@ -145,8 +155,9 @@ def outside_scope() -> ApiError:
 
 
 def require_decider(staff: StaffAccount) -> None:
-    """Mission staff and administrators decide; observers get 403 ``read_only``."""
-    if staff.role is StaffRole.OBSERVER:
+    """Mission staff and administrators decide reviews; observers and finance staff (who decide
+    payments, in the payment service) get 403 ``read_only``."""
+    if staff.role in (StaffRole.OBSERVER, StaffRole.FINANCE):
         raise read_only()
 
 

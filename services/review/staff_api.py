@@ -194,13 +194,14 @@ def _staff_not_found() -> ApiError:
 
 
 def _check_mission(role: StaffRole, mission: str | None) -> None:
-    if role is StaffRole.MISSION_STAFF:
-        if mission is None:
-            raise mission_required()
-        if load_missions().get(mission) is None:
-            raise unknown_mission(mission)
-    elif mission is not None:
+    """Mission staff belong to a mission; finance staff may (else they serve every mission); the
+    organiser's administrators and observers to none."""
+    if role is StaffRole.MISSION_STAFF and mission is None:
+        raise mission_required()
+    if mission is not None and role not in (StaffRole.MISSION_STAFF, StaffRole.FINANCE):
         raise mission_not_allowed(role)
+    if mission is not None and load_missions().get(mission) is None:
+        raise unknown_mission(mission)
 
 
 def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
