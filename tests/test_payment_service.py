@@ -744,19 +744,24 @@ async def test_vouchers_and_decisions_are_refused_for_unknown_gateway_and_late_o
     assert_refused(await api.post("/v1/orders", json=order), 409, "payment_closed")
 
 
-async def test_gateway_orders_use_the_editions_deadline_when_no_extension_is_known(
+async def test_b2b_is_for_units_that_opened_it_and_uses_the_editions_deadline(
     ctx: ServiceContext,
     api: httpx.AsyncClient,
     registration: RegistrationStandIn,
     temporal: WorkflowEnvironment,
+    sandbox: sandbox_gateway.SandboxState,
 ) -> None:
     registration.deadlines = None  # the registration service answers 404
     person = new_id("R")
     registration.unpaid["UB2B"] = {person: FeeKind.STANDARD}
     api.headers.update(as_unit("UB2B"))
-    created = await api.post(
-        "/v1/orders", json={"unit_id": "UB2B", "registration_ids": [person], "method": "b2b"}
-    )
+    b2b = {"unit_id": "UB2B", "registration_ids": [person], "method": "b2b"}
+    # B2B only for a unit that opened it with its bank in advance (FAQ XII): nothing is saved before.
+    refused = await api.post("/v1/orders", json=b2b)
+    assert_refused(refused, 409, "b2b_not_opened")
+    assert refused.json()["field"] == "method"
+    sandbox.b2b_opened.add("UB2B")  # the unit's bank opened enterprise online banking for it
+    created = await api.post("/v1/orders", json=b2b)
     assert created.status_code == 201, created.text
     order = created.json()
     assert order["qr_channel"] is None and order["qr_payload"]  # where to pay at the gateway

@@ -29,7 +29,7 @@ from services.payment.auth import (
     owns_unit,
     require_finance_decider,
 )
-from services.payment.gateway import Callback, QrCode
+from services.payment.gateway import B2BNotOpened, Callback, QrCode
 from services.payment.models import (
     OPEN_ORDER_STATUSES,
     Invoice,
@@ -343,7 +343,10 @@ async def _gateway_payment(ctx: ServiceContext, order: PaymentOrder) -> QrCode:
     try:
         if order.method is PaymentMethod.B2B:
             return await gateway.create_b2b(
-                order_no=order.order_no, amount_fen=order.amount_fen, notify_url=notify_url
+                order_no=order.order_no,
+                amount_fen=order.amount_fen,
+                notify_url=notify_url,
+                payer=order.unit_id,
             )
         assert order.qr_channel is not None
         return await gateway.create_qr(
@@ -352,6 +355,15 @@ async def _gateway_payment(ctx: ServiceContext, order: PaymentOrder) -> QrCode:
             channel=order.qr_channel,
             notify_url=notify_url,
         )
+    except B2BNotOpened as exc:
+        raise ApiError(
+            409,
+            "b2b_not_opened",
+            "the unit has not opened B2B payment (enterprise online banking) with its bank: open it"
+            " first, or pay by QR code or bank transfer",
+            "贵单位尚未开通企业网银B2B支付服务，请先向开户银行申请开通，或选择扫码支付、银行转账",
+            field="method",
+        ) from exc
     except httpx.HTTPError as exc:
         raise ApiError(
             503,

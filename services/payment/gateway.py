@@ -83,13 +83,18 @@ class NonceCache:
         return nonce is not None and self.seen_before(nonce, now)
 
 
+class B2BNotOpened(Exception):
+    """The payer has not opened B2B (enterprise online banking) payment with its bank (FAQ XII)."""
+
+
 class PaymentGateway(Protocol):
     async def create_qr(
         self, *, order_no: str, amount_fen: int, channel: QrChannel, notify_url: str
     ) -> QrCode: ...
 
-    async def create_b2b(self, *, order_no: str, amount_fen: int, notify_url: str) -> QrCode:
-        """A B2B (enterprise online banking) payment: the payload is the page the unit pays on."""
+    async def create_b2b(self, *, order_no: str, amount_fen: int, notify_url: str, payer: str) -> QrCode:
+        """A B2B (enterprise online banking) payment: the payload is the page the unit pays on. Raises
+        ``B2BNotOpened`` if the payer has not opened B2B payment with its bank."""
         ...
 
     async def refund(self, *, refund_no: str, transaction_id: str, amount_fen: int) -> GatewayRefund: ...
@@ -131,12 +136,15 @@ class SandboxGateway:
         )
         return QrCode.model_validate(result)
 
-    async def create_b2b(self, *, order_no: str, amount_fen: int, notify_url: str) -> QrCode:
+    async def create_b2b(self, *, order_no: str, amount_fen: int, notify_url: str, payer: str) -> QrCode:
         # The sandbox treats a B2B payment like a QR code: a page to pay on, then the same callback.
-        result = await self._post(
-            "/v1/qr",
-            {"order_no": order_no, "amount_fen": amount_fen, "channel": "b2b", "notify_url": notify_url},
-        )
+        payment = {"order_no": order_no, "amount_fen": amount_fen, "channel": "b2b", "notify_url": notify_url}
+        try:
+            result = await self._post("/v1/qr", payment | {"payer": payer})
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 409:
+                raise B2BNotOpened(payer) from exc
+            raise
         return QrCode.model_validate(result)
 
     async def refund(self, *, refund_no: str, transaction_id: str, amount_fen: int) -> GatewayRefund:

@@ -87,6 +87,8 @@ class SandboxState:
     behaviours: dict[str, Behaviour] = field(default_factory=dict)  # by order_no
     sent: list[SentCallback] = field(default_factory=list)
     # The client callbacks are delivered with (tests mount the merchant's app in process); None: a new one.
+    # Payers (the paying unit's reference) whose bank has opened enterprise online banking (B2B).
+    b2b_opened: set[str] = field(default_factory=set)
     callback_client: httpx.AsyncClient | None = None
     retry_seconds: float = 1.0  # the first back-off between unacknowledged deliveries (doubling)
 
@@ -100,6 +102,7 @@ class SandboxState:
         self.tokens.clear()
         self.behaviours.clear()
         self.sent.clear()
+        self.b2b_opened.clear()
         self.callback_client = None
         self.retry_seconds = 1.0
 
@@ -135,6 +138,9 @@ MerchantBody = Annotated[dict[str, Any], Depends(merchant_body)]
 
 @app.post("/v1/qr")
 async def create_qr(payload: MerchantBody, request: Request) -> dict[str, str]:
+    if payload["channel"] == "b2b" and payload.get("payer") not in STATE.b2b_opened:
+        # A bank's B2B gateway takes only payers that opened enterprise online banking in advance.
+        raise ApiError(409, "b2b_not_opened", "the payer has not opened B2B payment with its bank")
     order = STATE.orders.get(payload["order_no"])
     if order is None:
         order = SandboxOrder(
@@ -324,3 +330,13 @@ async def release_held(order_no: str, settings: Annotated[Settings, Depends(get_
     for older in held:
         _schedule(order, older["transaction"], key, older["copies"], 0, release_held=False)
     return {"released": len(held)}
+
+
+class B2BPayerIn(BaseModel):
+    payer: str
+
+
+@app.post("/v1/sandbox/b2b-accounts", status_code=204)
+async def open_b2b(body: B2BPayerIn) -> None:
+    """Sandbox control: the payer's bank has opened B2B (enterprise online banking) for it."""
+    STATE.b2b_opened.add(body.payer)
