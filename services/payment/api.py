@@ -29,7 +29,7 @@ from services.payment.auth import (
     owns_unit,
     require_finance_decider,
 )
-from services.payment.gateway import B2BNotOpened, Callback, QrCode
+from services.payment.gateway import B2BNotOpened, Callback, NonceCache, QrCode
 from services.payment.models import (
     OPEN_ORDER_STATUSES,
     Invoice,
@@ -91,6 +91,9 @@ def finance_decider(staff: CurrentFinance) -> FinanceStaff:
 
 
 app.dependency_overrides[reconcile.finance_placeholder] = finance_decider
+# Nonces of the gateway's signed callbacks seen within the signature window: a replay is refused (the
+# gateway signs every delivery, a repeated one too, afresh).
+REPLAYS = NonceCache()
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422, 503)
 }
@@ -677,6 +680,8 @@ async def gateway_notify(request: Request, ctx: Ctx) -> str:
         raise ApiError(401, exc.code, str(exc)) from exc
     except ValidationError as exc:
         raise ApiError(422, "invalid_callback", "the callback body is not understood") from exc
+    if REPLAYS.check(dict(request.headers), utcnow()):  # the identical signed request, sent again
+        raise ApiError(401, "replayed", "this signed callback has already been received")
     if callback.merchant_id != ctx.settings.gateway_merchant_id:
         raise ApiError(403, "unknown_merchant", "the callback is for another merchant")
     order = await _load(ctx, order_no=callback.order_no)
