@@ -12,7 +12,7 @@ import httpx
 from fastapi import Body, Depends, Header, Query, Request
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -32,9 +32,6 @@ from services.payment.auth import (
 from services.payment.gateway import B2BNotOpened, Callback, NonceCache, QrCode
 from services.payment.models import (
     OPEN_ORDER_STATUSES,
-    Invoice,
-    InvoiceKind,
-    InvoiceStatus,
     OrderItem,
     PaymentOrder,
 )
@@ -118,19 +115,6 @@ class OrderItemOut(BaseModel):
     amount_fen: int
 
 
-class InvoiceOut(BaseModel):
-    invoice_no: str
-    order_no: str
-    kind: InvoiceKind
-    title: str
-    taxpayer_id: str
-    amount_fen: int
-    status: InvoiceStatus
-    replaces: str | None
-    issued_at: datetime
-    voided_at: datetime | None
-
-
 class TransferDecisionOut(BaseModel):
     decision: Decision
     reason: str | None
@@ -154,7 +138,7 @@ class OrderOut(BaseModel):
     voucher_key: str | None
     voucher_uploaded_at: datetime | None
     items: list[OrderItemOut]
-    invoices: list[InvoiceOut]
+    invoices: list[invoices_api.InvoiceOut]  # blue and red-letter, as GET .../invoices shows them
     transfer_decisions: list[TransferDecisionOut]
 
 
@@ -186,37 +170,6 @@ class TransferStatusOut(BaseModel):
     status: str  # the order's status as its workflow answered
 
 
-class InvoiceIn(BaseModel):
-    kind: InvoiceKind
-    title: str = Field(min_length=1, max_length=200)  # 发票抬头: the unit's name
-    taxpayer_id: str = Field(pattern=r"^[0-9A-Z]{15,20}$")  # 纳税人识别号, usually the credit code
-
-    @field_validator("title", mode="before")
-    @classmethod
-    def _strip(cls, value: object) -> object:
-        return value.strip() if isinstance(value, str) else value
-
-    @field_validator("taxpayer_id", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
-
-
-def _invoice_out(invoice: Invoice) -> InvoiceOut:
-    return InvoiceOut(
-        invoice_no=invoice.invoice_no,
-        order_no=invoice.order_no,
-        kind=invoice.kind,
-        title=invoice.title,
-        taxpayer_id=invoice.taxpayer_id,
-        amount_fen=invoice.amount_fen,
-        status=invoice.status,
-        replaces=invoice.replaces,
-        issued_at=invoice.issued_at,
-        voided_at=invoice.voided_at,
-    )
-
-
 def _order_out(order: PaymentOrder) -> OrderOut:
     return OrderOut(
         order_no=order.order_no,
@@ -235,7 +188,7 @@ def _order_out(order: PaymentOrder) -> OrderOut:
             OrderItemOut(registration_id=i.registration_id, fee_kind=i.fee_kind, amount_fen=i.amount_fen)
             for i in order.items
         ],
-        invoices=[_invoice_out(invoice) for invoice in order.invoices],
+        invoices=invoices_api.invoice_views(list(order.invoices)),
         transfer_decisions=[
             TransferDecisionOut(
                 decision=d.decision,
