@@ -7,7 +7,7 @@ fen); the missions in ``shared/data/missions.toml``. Both are validated into fro
 from __future__ import annotations
 
 import tomllib
-from datetime import datetime
+from datetime import date, datetime, time
 from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any
@@ -38,6 +38,44 @@ class Fees(_Frozen):
     preferential_reissue: int = Field(gt=0)
 
 
+def _years_later(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February in a year that has none
+        return day.replace(year=day.year + years, day=28)
+
+
+class OnsitePickup(_Frozen):
+    """Where and when overseas buyers collect their certificates on site (FAQ VIII). The Q&A says they
+    collect them on site but not where or when: the organiser sets it in the edition file, and the
+    dispatch email tells the buyer. Days and hours are wall-clock times in the edition's time zone."""
+
+    place_zh: str
+    place_en: str
+    address_zh: str
+    address_en: str
+    first_day: date
+    last_day: date
+    opens: time
+    closes: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OnsitePickup:
+        if self.last_day < self.first_day or self.closes <= self.opens:
+            raise ValueError(
+                "onsite_pickup: the last day must not precede the first, nor close before it opens"
+            )
+        return self
+
+    def shifted(self, years: int) -> OnsitePickup:
+        return self.model_copy(
+            update={
+                "first_day": _years_later(self.first_day, years),
+                "last_day": _years_later(self.last_day, years),
+            }
+        )
+
+
 class Edition(_Frozen):
     code: str
     number: int
@@ -48,6 +86,7 @@ class Edition(_Frozen):
     preferential_reissue_edition: str | None = None
     deadlines: Deadlines
     fees: Fees
+    onsite_pickup: OnsitePickup
 
     @model_validator(mode="before")
     @classmethod
@@ -80,7 +119,9 @@ class Edition(_Frozen):
             name: instant.replace(year=instant.year + years)
             for name, instant in self.deadlines.model_dump().items()
         }
-        return self.model_copy(update={"deadlines": Deadlines(**moved)})
+        return self.model_copy(
+            update={"deadlines": Deadlines(**moved), "onsite_pickup": self.onsite_pickup.shifted(years)}
+        )
 
     def fee(self, kind: FeeKind) -> int:
         amount: int = getattr(self.fees, kind.value)

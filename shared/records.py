@@ -123,7 +123,7 @@ class StaffSessionRecord(BaseModel):
 
     staff_id: str
     login: str
-    role: str  # a StaffRole value: mission_staff, administrator, observer, finance
+    role: str  # a StaffRole value: mission_staff, administrator, observer, finance, certificate_office
     mission: str | None
     expires_at: datetime
 

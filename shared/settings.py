@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     certificate_url: str = "http://127.0.0.1:8004"
     notification_url: str = "http://127.0.0.1:8005"
     gateway_url: str = "http://127.0.0.1:8010"  # the payment gateway (the sandbox in development)
+    courier_url: str = "http://127.0.0.1:8011"  # the express courier (the sandbox in development)
 
     # Service-to-service calls carry this bearer token on the /internal routes.
     internal_token: SecretStr = SecretStr("dev-internal-token")
@@ -73,6 +74,9 @@ class Settings(BaseSettings):
     # Key shared with the payment gateway: callbacks are signed with it (HMAC-SHA256).
     gateway_merchant_id: str = "EXPO-DEV-MERCHANT"
     gateway_key: SecretStr = SecretStr("dev-gateway-key")
+    # Our customer account at the courier, and the key its API and tracking callbacks are signed with.
+    courier_customer_id: str = "EXPO-DEV-CUSTOMER"
+    courier_key: SecretStr = SecretStr("dev-courier-key")
     # Ed25519 seed (base64, 32 bytes) with which the organiser signs admission codes.
     admission_signing_seed: SecretStr = SecretStr("ZGV2LWFkbWlzc2lvbi1zaWduaW5nLXNlZWQtMzJieXQ=")
 

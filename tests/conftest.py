@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 from deploy.local.stack import DEFAULT_PORTS, Stack, free_ports
+from tests.object_store import SeaweedFS, running_seaweedfs
 from tests.workflow_env import FakeServices, running_workers, time_skipping_environment
 from tests.workflow_world import World
 
@@ -70,6 +71,15 @@ def postgres_stack(tmp_path_factory: pytest.TempPathFactory, postgres_available:
     """The whole system on free ports with every service on one fresh PostgreSQL database."""
     for database_url in _fresh_database():
         yield from _run_stack(tmp_path_factory.mktemp("pg-stack"), database_url)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS (the S3 store) for the session, started as the stack starts it, buckets created:
+    ``Settings(**seaweedfs.settings, ...)`` points at it, ``seaweedfs.store`` is a store on it. Write
+    keys of the test's own (see tests/object_store.py)."""
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from PIL import Image
 
 from deploy.local.demo import Demo, demo_credit_code, demo_id_number, demo_photo, expo_day
 from deploy.local.stack import Stack
-from services.payment import signing
+from shared import signing
 from shared.db import utcnow
 from shared.types import RegistrationStatus
 

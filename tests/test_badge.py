@@ -10,9 +10,7 @@ import base64
 import io
 import json
 import shutil
-import statistics
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -210,17 +208,6 @@ def test_signed_nonsense_is_malformed(verifier: AdmissionVerifier) -> None:
         signed = f"CIIE1.{_b64url(payload)}"
         code = f"{signed}.{_b64url(key.sign(signed.encode()))}"
         assert _reason(verifier, code) == "malformed", payload
-
-
-def test_verification_is_fast(verifier: AdmissionVerifier, code: str) -> None:
-    batch = 200
-    per_call = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(batch):
-            verifier.verify(code)
-        per_call.append((time.perf_counter() - start) / batch)
-    assert statistics.median(per_call) < 0.5e-3
 
 
 # --------------------------------------------------------------------------- badge PDF

@@ -1,9 +1,13 @@
 """Re-validation (FAQ VII): last edition's card, re-activated once per registration, admits at this
-edition's gates; an old card that was not re-activated does not. Against a real SQLite database."""
+edition's gates; an old card that was not re-activated does not. Against a real SQLite database.
+
+The certificate API runs in process on the test's context; the registration service (which tells the
+re-activation the registration's unit) and the review service (staff logins) are stand-ins mounted on
+its HTTP client (tests/service_stand_ins.py). Only the gates need no login."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,49 +17,51 @@ import pytest
 from sqlalchemy import func, select
 from temporalio.exceptions import ApplicationError
 
-from services.certificate.activities import CertificateActivities, signer_for
+from services.certificate.activities import CertificateActivities
 from services.certificate.admission_code import AdmissionClaims
 from services.certificate.api import app
-from services.certificate.courier import SandboxCourier
+from services.certificate.cards import signer_for
 from services.certificate.models import Certificate, CertificateActivation, CertificateSequence
+from services.certificate.tracking import courier_for
+from shared import auth as shared_auth
 from shared import contracts as c
 from shared.service import ServiceContext
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from tests.service_env import service_context
+from tests.service_stand_ins import URLS, StandIns, person, staff, unit
 
 EDITION = "ciie6"  # re-validates the cards of ciie5 (numbers B05-...)
+CERTIFICATE = "http://certificate.test"
+OFFICE = staff("certificate_office")  # sees every mission's cards, and those issued elsewhere
+
+# The registrations that re-activate a card here, and their units, as the registration service knows them.
+UNITS = {"RHOLDER": "UHOLDER", "ROTHER": "UOTHER", "R1": "U1", "RLOCAL": "ULOCAL"}
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """A migrated certificate database in tmp_path; the app's lifespan reads the same settings."""
-    monkeypatch.setenv("EXPO_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("EXPO_EDITION", EDITION)
-    monkeypatch.setenv("EXPO_EDITION_YEAR_SHIFT", "0")
-    monkeypatch.delenv("EXPO_DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    settings = get_settings()
-    yield settings
-    get_settings.cache_clear()
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, edition=EDITION, edition_year_shift=0, **URLS)
 
 
 @pytest.fixture
 async def ctx(settings: Settings) -> AsyncIterator[ServiceContext]:
-    async with service_context("certificate", settings) as context:
+    stand_ins = StandIns.fresh(settings)
+    stand_ins.people.update({rid: person(rid, unit_id) for rid, unit_id in UNITS.items()})
+    http = httpx.AsyncClient(mounts=stand_ins.mounts())
+    async with service_context("certificate", settings, http=http) as context:
         yield context
+    shared_auth.clear_cache()
 
 
 @pytest.fixture
 def activities(ctx: ServiceContext) -> CertificateActivities:
-    return CertificateActivities(ctx, SandboxCourier())
+    return CertificateActivities(ctx, courier_for(ctx))  # re-activation sends nothing: the courier is idle
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://certificate") as client,
-    ):
+async def api(ctx: ServiceContext) -> AsyncIterator[httpx.AsyncClient]:
+    app.state.ctx = ctx
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=CERTIFICATE) as client:
         yield client
 
 
@@ -66,7 +72,13 @@ def reactivation(registration_id: str, number: str) -> c.ReactivateCertificate:
 
 
 async def issue_here(
-    ctx: ServiceContext, edition: str, number: str, *, serial: int = 1, revoked: bool = False
+    ctx: ServiceContext,
+    edition: str,
+    number: str,
+    *,
+    serial: int = 1,
+    revoked: bool = False,
+    unit_id: str | None = None,
 ) -> None:
     """A card this service issued in an earlier edition (that edition ran on this database)."""
     async with ctx.db.transaction() as session:
@@ -79,6 +91,7 @@ async def issue_here(
                 registration_id=f"R{edition}{number[-4:]}",
                 serial=serial,
                 revoked=revoked,
+                unit_id=unit_id,
                 badge_key=f"{edition}/{number}.pdf",
                 issued_at=datetime(2022, 10, 20, tzinfo=UTC),
             )
@@ -119,10 +132,11 @@ async def test_a_card_is_reactivated_once_per_registration_and_a_retry_answers_t
     async with ctx.db.sessions() as session:
         recorded = await session.get(CertificateActivation, "RHOLDER")
     assert recorded is not None
-    assert (recorded.edition, recorded.certificate_no, recorded.certificate_edition) == (
+    assert (recorded.edition, recorded.certificate_no, recorded.certificate_edition, recorded.unit_id) == (
         EDITION,
         "B05-0000042",
         "ciie5",
+        "UHOLDER",  # the registration's unit, as the registration service tells it
     )
     assert not recorded.issued_here and recorded.activated_at.tzinfo is not None
 
@@ -210,23 +224,28 @@ async def test_the_gate_admits_a_reactivated_old_card_and_refuses_one_not_reacti
 async def test_the_certificate_pages_show_the_reactivation(
     ctx: ServiceContext, activities: CertificateActivities, api: httpx.AsyncClient
 ) -> None:
-    assert (await api.get("/v1/registrations/RHOLDER/certificate")).status_code == 404
+    assert (await api.get("/v1/registrations/RHOLDER/certificate", headers=OFFICE)).status_code == 404
     await activities.reactivate(reactivation("RHOLDER", "B05-0000042"))
 
-    by_registration = (await api.get("/v1/registrations/RHOLDER/certificate")).json()
-    by_number = (await api.get("/v1/certificates/B05-0000042")).json()
+    by_registration = (await api.get("/v1/registrations/RHOLDER/certificate", headers=OFFICE)).json()
+    by_number = (await api.get("/v1/certificates/B05-0000042", headers=OFFICE)).json()
     assert by_registration == by_number
     assert by_number["certificate_no"] == "B05-0000042" and by_number["edition"] == "ciie5"
     assert by_number["registration_id"] is None  # issued by an edition that ran elsewhere
     assert by_number["valid_for"] == ["ciie5", EDITION]
     assert [(a["edition"], a["registration_id"]) for a in by_number["activations"]] == [(EDITION, "RHOLDER")]
     # No badge is made for a re-activated card: the holder keeps the old one.
-    assert (await api.get("/v1/certificates/B05-0000042/badge.pdf")).status_code == 404
+    assert (await api.get("/v1/certificates/B05-0000042/badge.pdf", headers=OFFICE)).status_code == 404
 
-    await issue_here(ctx, "ciie5", "B05-0000007")
-    assert (await api.get("/v1/certificates/B05-0000007")).json()["activations"] == []
+    await issue_here(ctx, "ciie5", "B05-0000007", unit_id="UOLD")  # last edition's, of another unit
+    assert (await api.get("/v1/certificates/B05-0000007", headers=OFFICE)).json()["activations"] == []
     await activities.reactivate(reactivation("RLOCAL", "B05-0000007"))
-    local = (await api.get("/v1/registrations/RLOCAL/certificate")).json()
+    local = (await api.get("/v1/registrations/RLOCAL/certificate", headers=OFFICE)).json()
     assert local["registration_id"] == "Rciie50007" and local["serial"] == 1
     assert local["valid_for"] == ["ciie5", EDITION]
     assert [a["registration_id"] for a in local["activations"]] == ["RLOCAL"]
+    # The re-activating registration's unit sees the old card as its own; another unit's buyer, even of
+    # the unit the old card was made for, finds nothing there.
+    assert (await api.get("/v1/registrations/RLOCAL/certificate", headers=unit("ULOCAL"))).json() == local
+    other = await api.get("/v1/registrations/RLOCAL/certificate", headers=unit("UOLD"))
+    assert (other.status_code, other.json()["code"]) == (404, "not_found"), other.text

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from deploy.local.demo import demo_credit_code
-from services.notification.templates import render
-from services.payment import signing
+from services.notification.templates import pickup_params, render
 from services.registration import validation
 from services.registration.api import ensure_registration_open
 from services.registration.missions import place_unit
+from shared import signing
 from shared.catalogue import load_edition, load_missions, years_until_open
 from shared.contracts import Step
 from shared.http import ApiError
@@ -225,7 +225,8 @@ STEP_PARAMS: dict[Step, list[dict[str, str]]] = {
             "tracking_no": "SX000000000001",
         },
         {"certificate_no": "B06-0000002", "delivery_method": "mission_collection"},
-        {"certificate_no": "B06-0000003", "delivery_method": "onsite_pickup"},
+        # The place and hours of an on-site pickup come from the edition (the activity adds them).
+        {"certificate_no": "B06-0000003", "delivery_method": "onsite_pickup", **pickup_params(EDITION)},
     ],
     Step.WITHDRAWN: [{"requested_by": "buyer"}],
 }

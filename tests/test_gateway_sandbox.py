@@ -28,17 +28,18 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from services.payment import api as payment_api
-from services.payment import reconcile, refunds, sandbox_gateway, signing
+from services.payment import reconcile, refunds, sandbox_gateway
 from services.payment.activities import gateway_for
-from services.payment.gateway import NonceCache
 from services.payment.models import GatewayTransaction, OrderItem, PaymentOrder, Refund
 from shared import contracts as c
+from shared import signing
 from shared.catalogue import load_edition, years_until_open
 from shared.db import utcnow
 from shared.http import install_error_handlers
 from shared.ids import new_id
 from shared.service import ServiceContext
 from shared.settings import Settings, get_settings
+from shared.signing import NonceCache
 from shared.temporal import WORKFLOW_TASK_QUEUE, payment_order_workflow_id
 from shared.types import FeeKind, OrderStatus, PaymentMethod, QrChannel
 from tests.service_env import service_context

@@ -2,8 +2,9 @@
 as buyers and finance meet them through the invoice router.
 
 A real SQLite database built by the payment migrations, the sandbox gateway in process (refunds are
-really paid back there), the object store kept in memory. Temporal is not needed: nothing here
-talks to a workflow."""
+really paid back there), the session's SeaweedFS as the object store (tests/object_store.py: the PDFs'
+keys name the order, so each test's are its own). Temporal is not needed: nothing here talks to a
+workflow."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from shared.ids import new_id
 from shared.service import ServiceContext, create_service_app
 from shared.settings import Settings, get_settings
 from shared.types import OrderStatus
+from tests.object_store import SeaweedFS
 from tests.service_env import service_context
-from tests.test_payment_service import FEE, GATEWAY, MemoryStore, add_order, pay_at_gateway
+from tests.test_payment_service import FEE, GATEWAY, add_order, pay_at_gateway
 
 VALID_USCC = "91310000MA1FL1234Q"
 REGULAR = {"kind": "regular", "title": "青岛海洋贸易有限公司", "taxpayer_id": VALID_USCC}
@@ -48,9 +50,10 @@ SPECIAL = REGULAR | {
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, seaweedfs: SeaweedFS) -> Settings:
     edition = load_edition("ciie6")
     return Settings(
+        **seaweedfs.settings,
         data_dir=tmp_path,
         edition="ciie6",
         edition_year_shift=years_until_open(edition, utcnow()),
@@ -70,16 +73,11 @@ def sandbox(settings: Settings) -> Iterator[sandbox_gateway.SandboxState]:
 
 
 @pytest.fixture
-def store(settings: Settings) -> MemoryStore:
-    return MemoryStore(settings)
-
-
-@pytest.fixture
 async def ctx(
-    settings: Settings, sandbox: sandbox_gateway.SandboxState, store: MemoryStore
+    settings: Settings, sandbox: sandbox_gateway.SandboxState, seaweedfs: SeaweedFS
 ) -> AsyncIterator[ServiceContext]:
     http = httpx.AsyncClient(mounts={GATEWAY: httpx.ASGITransport(app=sandbox_gateway.app)})
-    async with service_context("payment", settings, http=http, store=store) as context:
+    async with service_context("payment", settings, http=http, store=seaweedfs.store) as context:
         yield context
 
 
@@ -327,11 +325,11 @@ async def test_a_refund_of_money_that_matched_no_one_leaves_the_invoice_standing
 
 
 async def test_the_invoice_pdf_is_stored_at_issue_and_downloads_with_number_amounts_and_buyer(
-    ctx: ServiceContext, api: httpx.AsyncClient, store: MemoryStore, tmp_path: Path
+    ctx: ServiceContext, api: httpx.AsyncClient, seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
     order_no, (leaving, _), _ = await paid_order(ctx, 2)
     invoice = await apply(api, order_no)
-    stored = [key for bucket, key in store.objects if bucket == ctx.settings.bucket_invoices]
+    stored = seaweedfs.keys(ctx.settings.bucket_invoices, prefix=f"{year()}/{order_no}/")
     assert stored == [f"{year()}/{order_no}/{invoice['invoice_no']}.pdf"]
 
     response = await api.get(invoice["pdf_url"])
@@ -350,8 +348,10 @@ async def test_the_invoice_pdf_is_stored_at_issue_and_downloads_with_number_amou
 
     result = await refund_share(ctx, order_no, leaving)
     red = next(i for i in await listed(api, order_no) if i["red_letter"])
-    assert (
-        len([k for b, k in store.objects if b == ctx.settings.bucket_invoices]) == 3
+    stored = seaweedfs.keys(ctx.settings.bucket_invoices, prefix=f"{year()}/{order_no}/")
+    assert stored == sorted(
+        f"{year()}/{order_no}/{number}.pdf"
+        for number in (invoice["invoice_no"], red["invoice_no"], result.invoice_issued)
     )  # red and new blue stored
     red_text = pdf_text((await api.get(red["pdf_url"])).content, tmp_path)
     for expected in (
@@ -371,15 +371,18 @@ async def test_the_invoice_pdf_is_stored_at_issue_and_downloads_with_number_amou
 
 
 async def test_a_pdf_missing_from_the_store_is_rendered_again_on_download(
-    ctx: ServiceContext, api: httpx.AsyncClient, store: MemoryStore, tmp_path: Path
+    ctx: ServiceContext, api: httpx.AsyncClient, seaweedfs: SeaweedFS, tmp_path: Path
 ) -> None:
     order_no, _, _ = await paid_order(ctx, 1)
     invoice = await apply(api, order_no, REGULAR)
-    store.objects.clear()  # the store lost it (or the put failed at issue)
+    bucket, key = ctx.settings.bucket_invoices, f"{year()}/{order_no}/{invoice['invoice_no']}.pdf"
+    seaweedfs.delete(bucket, key)  # the store lost it (or the put failed at issue)
+    assert seaweedfs.keys(bucket, prefix=f"{year()}/{order_no}/") == []
     response = await api.get(invoice["pdf_url"])
     assert response.status_code == 200
     assert invoice["invoice_no"] in pdf_text(response.content, tmp_path)
-    assert len(store.objects) == 1
+    assert seaweedfs.keys(bucket, prefix=f"{year()}/{order_no}/") == [key]  # and stored again
+    assert await seaweedfs.store.get(bucket, key) == response.content
 
 
 # ------------------------------------------------------------------------------------------ ledger

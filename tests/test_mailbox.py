@@ -170,6 +170,40 @@ async def test_mail_survives_restart_and_delete_empties(tmp_path: Path) -> None:
         assert (await box.http.get("/api/messages")).json() == []
 
 
+async def test_a_message_sent_again_is_kept_once_per_recipient(tmp_path: Path) -> None:
+    """As mail stores do: a sender retrying after a crash (the mail went, the log did not say so)
+    re-sends the same Message-ID, and the inbox still shows it once, after a restart too."""
+    directory = tmp_path / "mail"
+
+    async def deliver(to: list[str], message_id: str | None, subject: str) -> None:
+        msg = EmailMessage()
+        msg["From"] = "CIIE Buyer Registration <buyers@expo.example>"
+        msg["To"] = ", ".join(to)
+        msg["Subject"] = subject
+        if message_id is not None:
+            msg["Message-ID"] = message_id
+        msg.set_content("Hello.")
+        await aiosmtplib.send(msg, hostname="127.0.0.1", port=box.smtp_port, start_tls=False, timeout=10)
+
+    async with running_mailbox(directory) as box:
+        await deliver(["buyer@example.com"], "<R1.3.paid@expo-buyers>", "paid")
+        await deliver(["buyer@example.com"], "<R1.3.paid@expo-buyers>", "paid")  # accepted, not kept
+        await deliver(["Buyer@Example.com"], "<R1.3.paid@expo-buyers>", "paid")  # the same mailbox
+        await deliver(["other@example.com"], "<R1.3.paid@expo-buyers>", "paid")  # another recipient's copy
+        await deliver(["buyer@example.com"], "<R1.4.refunded@expo-buyers>", "refunded")
+        await deliver(["buyer@example.com"], None, "no id")  # nothing to know it by: always kept
+        await deliver(["buyer@example.com"], None, "no id")
+        subjects = [m["subject"] for m in (await box.http.get("/api/messages")).json()]
+        assert sorted(subjects) == ["no id", "no id", "paid", "paid", "refunded"]
+
+    async with running_mailbox(directory) as box:
+        await deliver(["buyer@example.com"], "<R1.3.paid@expo-buyers>", "paid")
+        assert len((await box.http.get("/api/messages")).json()) == 5
+        assert (await box.http.delete("/api/messages")).json() == {"deleted": 5}
+        await deliver(["buyer@example.com"], "<R1.3.paid@expo-buyers>", "paid")  # emptied: kept again
+        assert [m["subject"] for m in (await box.http.get("/api/messages")).json()] == ["paid"]
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 async def test_cli_stops_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     smtp_port, http_port = free_port(), free_port()

@@ -4,32 +4,30 @@ as if they did not exist); the finance routes are for finance staff, administrat
 observers, and finance staff of one mission see that mission's transfers only.
 
 The payment API runs in process on its own migrated SQLite database; the registration and review
-services are stand-ins answering their session routes (a buyer's token ``unit:<unit id>``, a staff
-token ``staff:<role>[:<mission>]``), mounted on the service's HTTP client. Temporal is a lazily
-connected client: every call here is refused (or answered) before a workflow would be asked. The
-real session routes of the registration and review services are checked at the end, also through
-the payment service.
+services are stand-ins answering their session routes (tests/service_stand_ins.py: a buyer's token
+``unit:<unit id>``, a staff token ``staff:<role>[:<mission>]``), mounted on the service's HTTP
+client. Temporal is a lazily connected client: every call here is refused (or answered) before a
+workflow would be asked. The real session routes of the registration and review services are
+checked at the end, also through the payment service.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from services.payment import api as payment_api
-from services.payment import auth as payment_auth
 from services.payment.models import OrderItem, PaymentOrder
 from services.registration import api as registration_api
 from services.review import api as review_api
 from services.review.models import StaffRole
+from shared import auth as shared_auth
 from shared.db import utcnow
 from shared.http import internal_headers
 from shared.ids import new_id
@@ -38,9 +36,8 @@ from shared.service import ServiceContext
 from shared.settings import Settings
 from shared.types import FeeKind, OrderStatus, PaymentMethod
 from tests.service_env import buyer_headers, service_context, staff_headers
+from tests.service_stand_ins import REGISTRATION, REVIEW, URLS, StandIns, bearer, staff, unit
 
-REGISTRATION = "http://registration.test"
-REVIEW = "http://review.test"
 PAYMENT = "http://payment.test"
 FEE = 20000
 ORDER_NO = "{order_no}"
@@ -69,83 +66,6 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
 }
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def unit(unit_id: str) -> dict[str, str]:
-    return bearer(f"unit:{unit_id}")
-
-
-def staff(role: str, mission: str | None = None) -> dict[str, str]:
-    return bearer(f"staff:{role}:{mission or ''}")
-
-
-# ------------------------------------------------------------------------------------------ doubles
-
-
-@dataclass
-class SessionsStandIn:
-    """The registration and review services' session routes; ``down`` makes them answer 503."""
-
-    token: str
-    down: bool = False
-    buyer_lookups: list[str] = field(default_factory=list)
-    refused_buyers: set[str] = field(default_factory=set)
-
-    def _internal(self, request: Request) -> JSONResponse | None:
-        if self.down:
-            return JSONResponse({"code": "unavailable"}, status_code=503)
-        if request.headers.get("authorization") != f"Bearer {self.token}":
-            return JSONResponse({"code": "unauthorised"}, status_code=401)
-        return None
-
-    def registration(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.get("/internal/sessions/current")
-        async def session(request: Request) -> JSONResponse:
-            if (refused := self._internal(request)) is not None:
-                return refused
-            scheme, _, token = request.headers.get("x-buyer-authorization", "").partition(" ")
-            kind, _, unit_id = token.partition(":")
-            self.buyer_lookups.append(token)
-            if scheme != "Bearer" or kind != "unit" or token in self.refused_buyers:
-                return JSONResponse({"code": "unauthenticated"}, status_code=401)
-            record = BuyerSession(  # "unit:" is an account that has not registered its unit yet
-                account_id=f"A{unit_id}",
-                kind="unit",
-                unit_id=unit_id or None,
-                expires_at=utcnow() + timedelta(hours=1),
-            )
-            return JSONResponse(record.model_dump(mode="json"))
-
-        return app
-
-    def review(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.get("/internal/staff/sessions/current")
-        async def session(request: Request) -> JSONResponse:
-            if (refused := self._internal(request)) is not None:
-                return refused
-            scheme, _, token = request.headers.get("x-staff-authorization", "").partition(" ")
-            kind, _, rest = token.partition(":")
-            role, _, mission = rest.partition(":")
-            if scheme != "Bearer" or kind != "staff" or not role:
-                return JSONResponse({"code": "unauthenticated"}, status_code=401)
-            record = StaffSessionRecord(
-                staff_id=f"S{role}{mission}",
-                login=f"{role}.{mission or 'all'}@organiser.example.com",
-                role=role,
-                mission=mission or None,
-                expires_at=utcnow() + timedelta(hours=1),
-            )
-            return JSONResponse(record.model_dump(mode="json"))
-
-        return app
-
-
 # ------------------------------------------------------------------------------------------ fixtures
 
 
@@ -154,29 +74,22 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path,
         edition="ciie6",
-        registration_url=REGISTRATION,
-        review_url=REVIEW,
         payment_url=PAYMENT,
+        **URLS,
     )
 
 
 @pytest.fixture
-def sessions(settings: Settings) -> SessionsStandIn:
-    payment_auth.clear_cache()
-    return SessionsStandIn(token=settings.internal_token.get_secret_value())
+def sessions(settings: Settings) -> StandIns:
+    return StandIns.fresh(settings)
 
 
 @pytest.fixture
-async def ctx(settings: Settings, sessions: SessionsStandIn) -> AsyncIterator[ServiceContext]:
-    http = httpx.AsyncClient(
-        mounts={
-            REGISTRATION: httpx.ASGITransport(app=sessions.registration()),
-            REVIEW: httpx.ASGITransport(app=sessions.review()),
-        }
-    )
+async def ctx(settings: Settings, sessions: StandIns) -> AsyncIterator[ServiceContext]:
+    http = httpx.AsyncClient(mounts=sessions.mounts())
     async with service_context("payment", settings, http=http) as context:
         yield context
-    payment_auth.clear_cache()
+    shared_auth.clear_cache()
 
 
 @pytest.fixture
@@ -276,7 +189,7 @@ async def test_every_operation_refuses_a_caller_without_a_valid_login(
 
 
 async def test_another_units_buyer_finds_nothing(
-    api: httpx.AsyncClient, orders: Orders, sessions: SessionsStandIn
+    api: httpx.AsyncClient, orders: Orders, sessions: StandIns
 ) -> None:
     buyer = unit("USH")
     for method, path in operations():
@@ -300,24 +213,24 @@ async def test_another_units_buyer_finds_nothing(
 
 
 async def test_buyer_sessions_are_cached_for_thirty_seconds_and_refusals_are_not(
-    api: httpx.AsyncClient, orders: Orders, sessions: SessionsStandIn, monkeypatch: pytest.MonkeyPatch
+    api: httpx.AsyncClient, orders: Orders, sessions: StandIns, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = f"/v1/orders/{orders.shanghai}"
     for _ in range(3):
         assert (await api.get(path, headers=unit("USH"))).status_code == 200
     assert sessions.buyer_lookups == ["unit:USH"]  # one round trip for three calls
-    assert "unit:USH" not in str(payment_auth._buyer_cache)  # kept by the token's digest only
+    assert "unit:USH" not in str(shared_auth._buyer_cache)  # kept by the token's digest only
 
     sessions.refused_buyers.add("unit:USH")  # logged out: known within 30 seconds
-    later = payment_auth._clock() + payment_auth.CACHE_SECONDS + 1
-    monkeypatch.setattr(payment_auth, "_clock", lambda: later)
+    later = shared_auth._clock() + shared_auth.CACHE_SECONDS + 1
+    monkeypatch.setattr(shared_auth, "_clock", lambda: later)
     assert_refused(await api.get(path, headers=unit("USH")), 401, "unauthenticated", "after logout")
     assert_refused(await api.get(path, headers=unit("USH")), 401, "unauthenticated", "again")
     assert sessions.buyer_lookups == ["unit:USH"] * 3  # a refusal is asked again every time
 
 
 async def test_an_unreachable_registration_service_is_a_503_not_a_refusal(
-    api: httpx.AsyncClient, orders: Orders, sessions: SessionsStandIn
+    api: httpx.AsyncClient, orders: Orders, sessions: StandIns
 ) -> None:
     sessions.down = True
     response = await api.get(f"/v1/orders/{orders.shanghai}", headers=unit("USH"))
@@ -327,7 +240,7 @@ async def test_an_unreachable_registration_service_is_a_503_not_a_refusal(
 
 
 async def test_a_refused_service_token_is_a_503_not_the_buyers_fault(
-    api: httpx.AsyncClient, orders: Orders, sessions: SessionsStandIn
+    api: httpx.AsyncClient, orders: Orders, sessions: StandIns
 ) -> None:
     sessions.token = "another-token"  # the two services disagree on the service token
     response = await api.get(f"/v1/orders/{orders.shanghai}", headers=unit("USH"))
@@ -442,7 +355,7 @@ async def test_the_payment_service_asks_the_real_session_routes(
             REVIEW: httpx.ASGITransport(app=review_api.app),
         }
     )
-    payment_auth.clear_cache()
+    shared_auth.clear_cache()
     async with service_context("payment", settings, http=http) as ctx:
         shanghai = await add_order(ctx, "USH", "shanghai")
         payment_api.app.state.ctx = ctx
@@ -463,4 +376,4 @@ async def test_the_payment_service_asks_the_real_session_routes(
             assert_refused(
                 await api.get(f"/v1/orders/{shanghai}", headers=finance), 401, "unauthenticated", ""
             )
-    payment_auth.clear_cache()
+    shared_auth.clear_cache()

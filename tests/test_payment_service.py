@@ -3,12 +3,14 @@ bank transfer vouchers and finance's decisions, deadline extensions reaching ope
 requests, and money for an order whose workflow has closed.
 
 The activities and the API run for real against a SQLite database built by the service's
-migrations and the sandbox payment gateway (in process, through httpx's ASGI transport). Temporal is
+migrations, the sandbox payment gateway (in process, through httpx's ASGI transport) and the session's
+SeaweedFS as the object store (tests/object_store.py; keys name the order, unique). Temporal is
 Temporal's time-skipping test server; the order workflow there is a small stand-in that records what
 it is told and answers updates as the real one's validators do, because this file tests the service,
 not the workflow. The registration service is a stand-in answering its internal routes (a buyer's
 token ``unit:<unit id>`` is that unit's), and the review service one answering the staff session route
-(``FINANCE`` is an administrator's token). Who may call what is tests/test_payment_scoping.py's.
+(``FINANCE`` is an administrator's token): tests/service_stand_ins.py, with the unit and deadline
+routes added here. Who may call what is tests/test_payment_scoping.py's.
 """
 
 from __future__ import annotations
@@ -34,32 +36,26 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from services.payment import activities as payment_activities
 from services.payment import api as payment_api
-from services.payment import sandbox_gateway, signing
+from services.payment import sandbox_gateway
 from services.payment.activities import PaymentActivities, gateway_for
 from services.payment.models import OrderItem, PaymentOrder, Refund, TransferDecisionRecord
 from shared import contracts as c
+from shared import signing
 from shared.catalogue import load_edition, years_until_open
 from shared.db import utcnow
 from shared.ids import new_id
-from shared.records import BuyerSession, StaffSessionRecord, UnitMemberRecord, UnitMembersRecord
+from shared.records import UnitMemberRecord, UnitMembersRecord
 from shared.service import ServiceContext
 from shared.settings import Settings, get_settings
-from shared.storage import ObjectStore
 from shared.temporal import WORKFLOW_TASK_QUEUE, payment_order_workflow_id
 from shared.types import Decision, FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
+from tests.object_store import SeaweedFS
 from tests.service_env import service_context
+from tests.service_stand_ins import REGISTRATION, URLS, StandIns, staff, unit
 
 GATEWAY = "http://gateway.test"
-REGISTRATION = "http://registration.test"
 PAYMENT = "http://payment.test"
-REVIEW = "http://review.test"
-FINANCE = {"Authorization": "Bearer staff:administrator"}  # the organiser's administrator, logged in
-
-
-def as_unit(unit_id: str) -> dict[str, str]:
-    """The Authorization header of a buyer of ``unit_id`` (the stand-in registration service's token)."""
-    return {"Authorization": f"Bearer unit:{unit_id}"}
-
+FINANCE = staff("administrator")  # the organiser's administrator, logged in
 
 FEE = 20000  # the edition's standard fee, in fen
 
@@ -131,14 +127,16 @@ class StandInOrderWorkflow:
 
 @dataclass
 class RegistrationStandIn:
-    """What the registration service would answer: a unit's unpaid people, the current deadlines."""
+    """What the registration service would answer besides sessions: a unit's unpaid people, the current
+    deadlines."""
 
     token: str
     unpaid: dict[str, dict[str, FeeKind]] = field(default_factory=dict)  # unit -> person -> fee kind
     deadlines: c.PaymentDeadlines | None = None  # None: the route answers 404
     asked_with_token: list[bool] = field(default_factory=list)
 
-    def app(self) -> FastAPI:
+    def app(self, sessions: FastAPI) -> FastAPI:
+        """These routes, and ``sessions`` (tests/service_stand_ins.py) answering the others."""
         app = FastAPI()
 
         @app.get("/internal/units/{unit_id}/registrations")
@@ -156,21 +154,6 @@ class RegistrationStandIn:
             )
             return JSONResponse(record.model_dump(mode="json"))
 
-        @app.get("/internal/sessions/current")
-        async def session(request: Request) -> JSONResponse:
-            self.asked_with_token.append(request.headers.get("authorization") == f"Bearer {self.token}")
-            scheme, _, token = request.headers.get("x-buyer-authorization", "").partition(" ")
-            kind, _, unit_id = token.partition(":")
-            if scheme != "Bearer" or kind != "unit" or not unit_id:
-                return JSONResponse({"code": "unauthenticated"}, status_code=401)
-            record = BuyerSession(
-                account_id=f"A{unit_id}",
-                kind="unit",
-                unit_id=unit_id,
-                expires_at=utcnow() + timedelta(hours=1),
-            )
-            return JSONResponse(record.model_dump(mode="json"))
-
         @app.get("/internal/editions/{edition}/payment-deadlines")
         async def deadlines(edition: str, request: Request) -> JSONResponse:
             self.asked_with_token.append(request.headers.get("authorization") == f"Bearer {self.token}")
@@ -178,49 +161,8 @@ class RegistrationStandIn:
                 return JSONResponse({"code": "not_found"}, status_code=404)
             return JSONResponse(self.deadlines.model_dump(mode="json"))
 
+        app.mount("/", sessions)
         return app
-
-
-def review_stand_in() -> FastAPI:
-    """What the review service would answer for a staff token ``staff:<role>[:<mission>]``."""
-    app = FastAPI()
-
-    @app.get("/internal/staff/sessions/current")
-    async def session(request: Request) -> JSONResponse:
-        scheme, _, token = request.headers.get("x-staff-authorization", "").partition(" ")
-        kind, _, rest = token.partition(":")
-        role, _, mission = rest.partition(":")
-        if scheme != "Bearer" or kind != "staff" or not role:
-            return JSONResponse({"code": "unauthenticated"}, status_code=401)
-        record = StaffSessionRecord(
-            staff_id=f"S{role}",
-            login=f"{role}@organiser.example.com",
-            role=role,
-            mission=mission or None,
-            expires_at=utcnow() + timedelta(hours=1),
-        )
-        return JSONResponse(record.model_dump(mode="json"))
-
-    return app
-
-
-class MemoryStore(ObjectStore):
-    """The object store's reads kept in memory (presigned URLs are still signed by boto3, locally):
-    a test 'uploads' by putting the object."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings)
-        self.objects: dict[tuple[str, str], bytes] = {}
-
-    async def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
-        self.objects[(bucket, key)] = body
-
-    async def get(self, bucket: str, key: str) -> bytes:
-        return self.objects[(bucket, key)]
-
-    async def size(self, bucket: str, key: str) -> int | None:
-        body = self.objects.get((bucket, key))
-        return None if body is None else len(body)
 
 
 # ------------------------------------------------------------------------------------------ fixtures
@@ -246,15 +188,15 @@ async def temporal() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, seaweedfs: SeaweedFS) -> Settings:
     edition = load_edition("ciie6")
     return Settings(
+        **seaweedfs.settings,
         data_dir=tmp_path,
         edition="ciie6",
         edition_year_shift=years_until_open(edition, utcnow()),  # the calendar moved to today
         gateway_url=GATEWAY,
-        registration_url=REGISTRATION,
-        review_url=REVIEW,
+        **URLS,
         payment_url=PAYMENT,
     )
 
@@ -282,16 +224,18 @@ async def ctx(
     registration: RegistrationStandIn,
     sandbox: sandbox_gateway.SandboxState,
     temporal: WorkflowEnvironment,
+    seaweedfs: SeaweedFS,
 ) -> AsyncIterator[ServiceContext]:
+    stand_ins = StandIns.fresh(settings)
     http = httpx.AsyncClient(
         mounts={
+            **stand_ins.mounts(),
             GATEWAY: httpx.ASGITransport(app=sandbox_gateway.app),
-            REGISTRATION: httpx.ASGITransport(app=registration.app()),
-            REVIEW: httpx.ASGITransport(app=review_stand_in()),
+            REGISTRATION: httpx.ASGITransport(app=registration.app(stand_ins.registration())),
         }
     )
     async with service_context(
-        "payment", settings, temporal=temporal.client, http=http, store=MemoryStore(settings)
+        "payment", settings, temporal=temporal.client, http=http, store=seaweedfs.store
     ) as context:
         yield context
 
@@ -302,7 +246,7 @@ async def api(ctx: ServiceContext) -> AsyncIterator[httpx.AsyncClient]:
     called by a buyer of the unit UTEST (``add_order``'s) unless a test says otherwise."""
     payment_api.app.state.ctx = ctx
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=payment_api.app), base_url=PAYMENT, headers=as_unit("UTEST")
+        transport=httpx.ASGITransport(app=payment_api.app), base_url=PAYMENT, headers=unit("UTEST")
     ) as client:
         yield client
 
@@ -642,7 +586,7 @@ async def test_a_transfer_order_takes_a_voucher_and_finance_decides_through_the_
     registration.deadlines = extended  # the organiser extended them: the edition file is out of date
     people = [new_id("R"), new_id("R")]
     registration.unpaid["UTRANSFER"] = {rid: FeeKind.STANDARD for rid in people}
-    api.headers.update(as_unit("UTRANSFER"))  # that unit's buyer
+    api.headers.update(unit("UTRANSFER"))  # that unit's buyer
 
     created = await api.post(
         "/v1/orders", json={"unit_id": "UTRANSFER", "registration_ids": people, "method": "transfer"}
@@ -709,7 +653,7 @@ async def test_a_transfer_order_takes_a_voucher_and_finance_decides_through_the_
     )
     assert_refused(refused, 409, "no_voucher")
     # The reviewer recorded is the logged-in staff member, not the body's (kept for old clients).
-    assert (await handle.query("seen"))["reviewers"] == ["administrator@organiser.example.com"]
+    assert (await handle.query("seen"))["reviewers"] == ["administrator.all@organiser.example.com"]
     await handle.signal("finish")
 
 
@@ -739,7 +683,7 @@ async def test_vouchers_and_decisions_are_refused_for_unknown_gateway_and_late_o
     assert_refused(await api.post(f"/v1/orders/{late}/voucher-upload"), 409, "voucher_deadline_passed")
     person = new_id("R")
     registration.unpaid["ULATE"] = {person: FeeKind.STANDARD}
-    api.headers.update(as_unit("ULATE"))
+    api.headers.update(unit("ULATE"))
     order = {"unit_id": "ULATE", "registration_ids": [person], "method": "qr"}
     assert_refused(await api.post("/v1/orders", json=order), 409, "payment_closed")
 
@@ -754,7 +698,7 @@ async def test_b2b_is_for_units_that_opened_it_and_uses_the_editions_deadline(
     registration.deadlines = None  # the registration service answers 404
     person = new_id("R")
     registration.unpaid["UB2B"] = {person: FeeKind.STANDARD}
-    api.headers.update(as_unit("UB2B"))
+    api.headers.update(unit("UB2B"))
     b2b = {"unit_id": "UB2B", "registration_ids": [person], "method": "b2b"}
     # B2B only for a unit that opened it with its bank in advance (FAQ XII): nothing is saved before.
     refused = await api.post("/v1/orders", json=b2b)

@@ -64,6 +64,14 @@ def person_body(day: str, **changes: Any) -> dict[str, Any]:
     return body | changes
 
 
+def address(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "recipient": "林晓", "mobile": "13900005555", "province": "浙江省", "city": "宁波市", "district": "海曙区",
+        "detail": "中山西路1号", "postal_code": "315000", "valid_for_six_months": True,
+    }  # fmt: skip
+    return body | changes
+
+
 def wrong_check_digit(number: str) -> str:
     return number[:-1] + ("1" if number[-1] != "1" else "2")
 
@@ -164,9 +172,9 @@ async def test_people_are_checked_field_by_field_and_registered_once(open_api: A
         (person_body(day, mobile="555"), 422, "invalid_mobile", "mobile"),
         (person_body(day, email="lin.xiao@"), 422, "invalid_input", "email"),
         (person_body(day, delivery_method="express"), 422, "address_required", "delivery_address"),
-        (person_body(day, delivery_method="express", delivery_address={
-            "recipient": "林晓", "mobile": "+85291234567", "province": "香港", "city": "香港", "district": "中西区",
-            "detail": "皇后大道中1号", "postal_code": "999077"}), 422, "mainland_only", "delivery_address.mobile"),
+        (person_body(day, delivery_method="express", delivery_address=address(
+            mobile="+85291234567", province="香港", city="香港", district="中西区", detail="皇后大道中1号",
+            postal_code="999077")), 422, "mainland_only", "delivery_address.mobile"),
         (person_body(day, delivery_method="onsite_pickup"), 422, "onsite_pickup_overseas_only", "delivery_method"),
         (person_body("2020-01-01"), 422, "entrance_date_outside_expo", "entrance_date"),
         (person_body(day, revalidate_certificate_no="B06-0000001"), 422, "invalid_certificate_no",
@@ -185,6 +193,38 @@ async def test_people_are_checked_field_by_field_and_registered_once(open_api: A
     listed = (await open_api.client.get(f"/v1/units/{unit['id']}/people", headers=headers)).json()
     assert [p["name"] for p in listed] == ["林晓", "Anna Schmidt"]  # the refusals saved nothing
     assert listed[0]["entrance_date"] == day
+
+
+async def test_express_delivery_goes_to_a_confirmed_mainland_address_only(open_api: Api) -> None:
+    """FAQ VIII: express delivery is limited to the Chinese mainland, to an address valid for six months."""
+    post, day, headers = open_api.client.post, open_api.expo_day, open_api.unit_headers
+    unit = (await post("/v1/units", json=unit_body(), headers=headers)).json()
+    people = f"/v1/units/{unit['id']}/people"
+
+    def express(**changes: Any) -> dict[str, Any]:
+        return person_body(day, delivery_method="express", delivery_address=address(**changes))
+
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        (express(province="台湾省", city="台北市", district="中正区"), "mainland_only", "delivery_address.province"),
+        (express(province="澳门"), "mainland_only", "delivery_address.province"),
+        (express(mobile="+886912345678"), "mainland_only", "delivery_address.mobile"),
+        (express(valid_for_six_months=False), "address_validity_unconfirmed",
+         "delivery_address.valid_for_six_months"),
+        (express(postal_code="31500"), "invalid_input", "delivery_address.postal_code"),
+    ]  # fmt: skip
+    for body, code, field in cases:
+        answer = await post(people, json=body, headers=headers)
+        refused(answer, 422, code, field)
+        assert answer.json()["message_zh"], "a buyer sees the refusal in Chinese too"
+    created = await post(
+        people, json=express(province="宁夏", city="银川市", postal_code="750000"), headers=headers
+    )
+    assert created.status_code == 201, created.text
+    listed = (await open_api.client.get(people, headers=headers)).json()
+    assert len(listed) == 1, "the refusals saved nothing"
+    stored = listed[0]["delivery_address"]
+    assert stored["province"] == "宁夏回族自治区", "a short name is stored as the region's full name"
+    assert stored["mobile"] == "+8613900005555"
 
 
 async def test_an_individual_registers_themself_once_with_a_referral_code(open_api: Api) -> None:

@@ -100,6 +100,7 @@ async def review(world: World, tmp_path: Path) -> AsyncIterator[Review]:
                 "own": await staff_login(session, StaffRole.MISSION_STAFF, OWN),
                 "industrial": await staff_login(session, StaffRole.MISSION_STAFF, INDUSTRIAL),
                 "finance": await staff_login(session, StaffRole.FINANCE, OTHER),
+                "certificate_office": await staff_login(session, StaffRole.CERTIFICATE_OFFICE, None),
             }
         api.app.state.ctx = ctx
         transport = httpx.ASGITransport(app=api.app)
@@ -155,7 +156,8 @@ async def test_staff_cannot_decide_another_missions_units_and_observers_decide_n
     for who in ("own", "industrial"):
         refused = await review.post(who, f"/v1/units/{other_unit}/decision", {"decision": "approve"})
         assert refused.status_code == 404 and refused.json()["code"] == "not_in_queue", who
-    for reader in ("observer", "finance"):  # finance staff decide payments, not reviews
+    # Finance staff decide payments and the certificate office hands out cards, neither reviews.
+    for reader in ("observer", "finance", "certificate_office"):
         refused = await review.post(reader, f"/v1/units/{other_unit}/decision", {"decision": "approve"})
         assert refused.status_code == 403 and refused.json()["code"] == "read_only", reader
     bulk = await review.post("observer", "/v1/decisions", {"kind": "unit", "items": [

@@ -23,8 +23,9 @@ from pydantic import SecretStr
 
 from services.registration import statistics as registration_statistics
 from services.registration.models import PersonRegistration, Unit
-from services.review import exports, statistics_api
+from services.review import statistics_api
 from services.review.statistics import EXPORT_COLUMNS, FIGURE_COLUMNS, PEOPLE_COLUMNS, people_figures
+from shared import exports
 from shared.http import install_error_handlers
 from shared.service import ServiceContext
 from shared.settings import Settings, get_settings

@@ -2,7 +2,8 @@
 
 register the unit and its people (with photos) -> the mission approves the unit -> the unit pays by QR
 code (the sandbox gateway calls back, signed) -> the mission passes both people -> the certificate
-service makes and dispatches the certificates. Then each buyer's timeline is printed.
+service makes the certificates and the courier (sandbox) delivers them, as its tracking shows. Then
+each buyer's timeline is printed.
 
     expo-demo            # against ./expo start's stack (or the EXPO_* URLs in the environment)
 """
@@ -191,6 +192,7 @@ class Demo:
                 "delivery_address": {
                     "recipient": name, "mobile": mobile, "province": "上海市", "city": "上海市",
                     "district": "浦东新区", "detail": "世纪大道100号15楼", "postal_code": "200120",
+                    "valid_for_six_months": True,
                 },
             })  # fmt: skip
             upload = person["photo_upload"]
@@ -229,7 +231,22 @@ class Demo:
         for rid in ids:
             self.wait_for(rid, DONE)
             result.timelines[rid] = self.call("GET", f"{reg}/v1/registrations/{rid}/timeline")
-        self.say("7. Certificates made and dispatched.\n")
+        self.say("7. Certificates made and dispatched.")
+        cert = self.s.certificate_url
+        for rid in ids:
+            card = self.call("GET", f"{cert}/v1/registrations/{rid}/certificate")
+            self.say(
+                f"   {rid}: card {card['certificate_no']}, {card['carrier']} waybill {card['tracking_no']}"
+            )
+        for rid in ids:
+            self.wait_for(rid, {RegistrationStatus.DELIVERED})
+            result.timelines[rid] = self.call("GET", f"{reg}/v1/registrations/{rid}/timeline")
+            tracking = self.call("GET", f"{cert}/v1/registrations/{rid}/certificate/tracking")
+            self.say(f"8. The courier delivered {tracking['certificate_no']} ({rid}):")
+            for event in tracking["events"]:
+                at = event["occurred_at"][:19].replace("T", " ")
+                self.say(f"     {at}  {event['description_en']} {event['location'] or ''}".rstrip())
+        self.say("")
         for rid, timeline in result.timelines.items():
             self.print_timeline(rid, timeline)
         ui = f"{self.s.temporal_ui_url}/namespaces/{self.s.temporal_namespace}/workflows"

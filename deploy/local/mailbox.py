@@ -7,6 +7,10 @@ a JSON API for tests and the demo. Both run in one asyncio loop, started by :fun
     python -m deploy.local.mailbox --dir var/mail --smtp-port 1025 --http-port 1080
 
 Nothing is ever relayed: this is a development sink, and it listens on 127.0.0.1 unless told otherwise.
+
+Like a mail store with duplicate suppression, it keeps one copy of a message per Message-ID and
+recipient: a sender that re-sends a message after a crash (the notification service retrying a step
+whose mail went out but was not yet marked sent) is answered 250 and nothing is added.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,8 @@ log = logging.getLogger("expo.mailbox")
 RECEIVED_HEADER = "X-Mailbox-Received"
 ENVELOPE_FROM_HEADER = "X-Mailbox-Envelope-From"
 ENVELOPE_TO_HEADER = "X-Mailbox-Envelope-To"
+
+_HEADERS = BytesParser(policy=policy.compat32)  # headers only, for the duplicate index
 
 
 def _clean(text: str) -> str:
@@ -134,8 +141,24 @@ def parse_message(key: str, raw: bytes) -> StoredMessage:
     )
 
 
+def _message_id(headers: Message) -> str | None:
+    value = headers.get("Message-ID")
+    if value is None:
+        return None
+    return " ".join(_clean(str(value)).split()) or None
+
+
+def _delivered_to(headers: Message) -> list[str]:
+    return [
+        addr.strip().casefold()
+        for addr in str(headers.get(ENVELOPE_TO_HEADER, "")).split(",")
+        if addr.strip()
+    ]
+
+
 class MailStore:
-    """The Maildir plus a cache of parsed messages (a Maildir message never changes once delivered).
+    """The Maildir plus a cache of parsed messages (a Maildir message never changes once delivered),
+    and an index of the (Message-ID, recipient) pairs it holds, to drop a message delivered again.
 
     Called from worker threads (SMTP deliveries and the web app's sync endpoints), hence the lock.
     """
@@ -149,9 +172,38 @@ class MailStore:
         self._lock = threading.Lock()
         self._parsed: dict[str, StoredMessage] = {}
         self._last_received = datetime.fromtimestamp(0, UTC)
+        # (Message-ID, recipient) -> the key of the message that holds it; read from disk at start, so
+        # that a restart keeps dropping what it already has.
+        self._delivered: dict[tuple[str, str], str] = {}
+        keys = self._maildir.keys()  # iterating a Maildir itself yields messages, not keys
+        for key in keys:
+            with contextlib.suppress(KeyError):
+                self._index(key, self._maildir.get_bytes(key))
+
+    def _index(self, key: str, stored: bytes) -> None:
+        headers = _HEADERS.parsebytes(stored, headersonly=True)
+        message_id = _message_id(headers)
+        if message_id is not None:
+            for recipient in _delivered_to(headers):
+                self._delivered[(message_id, recipient)] = key
+
+    def _duplicate_of(self, raw: bytes, rcpt_tos: Sequence[str]) -> str | None:
+        """The key of the message already holding this Message-ID for every recipient, if one does."""
+        message_id = _message_id(_HEADERS.parsebytes(raw, headersonly=True))
+        if message_id is None or not rcpt_tos:
+            return None
+        held = [self._delivered.get((message_id, r.strip().casefold())) for r in rcpt_tos]
+        # A recipient without it, or a copy deleted meanwhile: deliver.
+        if any(key is None or key not in self._maildir for key in held):
+            return None
+        return held[0]
 
     def add(self, raw: bytes, mail_from: str, rcpt_tos: Sequence[str]) -> str:
+        """Store a message; the key of its stored copy (an earlier one if this is a duplicate)."""
         with self._lock:
+            if (duplicate := self._duplicate_of(raw, rcpt_tos)) is not None:
+                log.info("dropped a second copy of message %s", duplicate)
+                return duplicate
             # Strictly increasing even if two messages arrive within the clock's resolution.
             now = max(datetime.now(UTC), self._last_received + timedelta(microseconds=1))
             self._last_received = now
@@ -161,7 +213,10 @@ class MailStore:
                 f"{ENVELOPE_TO_HEADER}: {', '.join(rcpt_tos)}\n"
             )
             # Maildir files use the local (Unix) line ending; SMTP's CRLF would leak into the bodies.
-            return self._maildir.add(trace.encode("utf-8") + raw.replace(b"\r\n", b"\n"))
+            stored = trace.encode("utf-8") + raw.replace(b"\r\n", b"\n")
+            key = self._maildir.add(stored)
+            self._index(key, stored)
+            return key
 
     def messages(self) -> list[StoredMessage]:
         """Every message, newest first."""
@@ -197,6 +252,7 @@ class MailStore:
             for key in keys:
                 self._maildir.discard(key)
             self._parsed.clear()
+            self._delivered.clear()
             return len(keys)
 
 

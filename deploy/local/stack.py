@@ -6,8 +6,8 @@
 Infrastructure: the Temporal dev server (with its Web UI, state in var/temporal.db, the project's
 search attributes registered), SeaweedFS as the S3 store (buckets created), a local SMTP server with a
 web inbox. Then the migrations, and each service's HTTP API and activity worker as separate processes,
-the workflow worker, and the payment gateway sandbox. Ctrl-C stops everything in reverse order; the
-next start continues the workflows that were open.
+the workflow worker, and the payment gateway and courier sandboxes. Ctrl-C stops everything in reverse
+order; the next start continues the workflows that were open.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ API_PORTS = {"registration": 8001, "review": 8002, "payment": 8003, "certificate
 DEFAULT_PORTS = {
     **API_PORTS,
     "gateway": 8010,
+    "courier": 8011,
     "temporal": 7233,
     "temporal_ui": 8233,
     "temporal_http": 7243,
@@ -49,8 +50,9 @@ DEFAULT_PORTS = {
     "smtp": 1025,
     "mail_web": 1080,
 }
-# SeaweedFS opens a gRPC port beside each of these; pin them so two stacks can run side by side.
-WEED_GRPC = ("weed_master", "weed_volume", "weed_filer", "s3", "weed_admin")
+# SeaweedFS's ports (names as in DEFAULT_PORTS). It opens a gRPC port beside each of them:
+# seaweedfs_command pins those too, so two stacks can run side by side.
+WEED_PORTS = ("weed_master", "weed_volume", "weed_filer", "s3", "weed_admin")
 
 
 def free_ports(names: list[str]) -> dict[str, int]:
@@ -63,6 +65,31 @@ def free_ports(names: list[str]) -> dict[str, int]:
     for sock in sockets:
         sock.close()
     return ports
+
+
+def seaweedfs_command(
+    directory: Path, ports: Mapping[str, int], settings: Settings
+) -> tuple[list[str], dict[str, str]]:
+    """SeaweedFS (``weed mini``) as the stack runs it: on 127.0.0.1 with its state under ``directory``,
+    S3 on ``ports["s3"]`` (and the other ``WEED_PORTS``; free gRPC ports beside them), taking the access
+    keys of ``settings``. Its command line, and the environment to add to start it."""
+    weed = [
+        str(BIN / "weed"), "mini", f"-dir={directory}",
+        "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-s3.port={ports['s3']}", f"-master.port={ports['weed_master']}",
+        f"-volume.port={ports['weed_volume']}", f"-filer.port={ports['weed_filer']}",
+        f"-admin.port={ports['weed_admin']}",
+        "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+    ]  # fmt: skip
+    grpc = free_ports([f"{name}_grpc" for name in WEED_PORTS])
+    weed += [
+        f"-{'s3' if n == 's3' else n.removeprefix('weed_')}.port.grpc={grpc[f'{n}_grpc']}" for n in WEED_PORTS
+    ]
+    env = {
+        "AWS_ACCESS_KEY_ID": settings.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
+    }
+    return weed, env
 
 
 @dataclass
@@ -112,6 +139,7 @@ class Stack:
             "EXPO_SMTP_HOST": "127.0.0.1",
             "EXPO_SMTP_PORT": str(self.ports["smtp"]),
             "EXPO_GATEWAY_URL": self.url("gateway"),
+            "EXPO_COURIER_URL": self.url("courier"),
             **{f"EXPO_{service.upper()}_URL": self.url(service) for service in API_PORTS},
         }
         if self.database_url:
@@ -136,23 +164,7 @@ class Stack:
         ]  # fmt: skip
         for key in SEARCH_ATTRIBUTES:
             temporal += ["--search-attribute", f"{key.name}=Keyword"]
-        weed = [
-            str(BIN / "weed"), "mini", f"-dir={self.data_dir / 'objects'}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-s3.port={p['s3']}", f"-master.port={p['weed_master']}", f"-volume.port={p['weed_volume']}",
-            f"-filer.port={p['weed_filer']}", f"-admin.port={p['weed_admin']}",
-            "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        ]  # fmt: skip
-        grpc = free_ports([f"{name}_grpc" for name in WEED_GRPC])
-        weed += [
-            f"-{'s3' if n == 's3' else n.removeprefix('weed_')}.port.grpc={grpc[f'{n}_grpc']}"
-            for n in WEED_GRPC
-        ]
-        settings = self.settings
-        weed_env = {
-            "AWS_ACCESS_KEY_ID": settings.s3_access_key,
-            "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
-        }
+        weed, weed_env = seaweedfs_command(self.data_dir / "objects", p, self.settings)
         mailbox = [
             sys.executable, "-m", "deploy.local.mailbox", "--dir", str(self.data_dir / "mail"),
             "--smtp-port", str(p["smtp"]), "--http-port", str(p["mail_web"]),
@@ -174,6 +186,9 @@ class Stack:
         processes = [api(f"{s}-api", f"services.{s}.api:app", self.ports[s]) for s in SERVICES]
         processes.append(
             api("gateway-sandbox", "services.payment.sandbox_gateway:app", self.ports["gateway"])
+        )
+        processes.append(
+            api("courier-sandbox", "services.certificate.sandbox_courier:app", self.ports["courier"])
         )
         processes += [Process(f"{s}-worker", [sys.executable, "-m", "services.worker", s]) for s in SERVICES]
         processes.append(Process("workflow-worker", [sys.executable, "-m", "workflows.worker"]))
@@ -292,6 +307,7 @@ class Stack:
             ("SMS outbox", f"{self.url('notification')}/v1/sms-outbox"),
             ("S3 object store", self.url("s3")),
             ("Payment gateway sandbox", f"{self.url('gateway')}/docs"),
+            ("Courier sandbox", f"{self.url('courier')}/docs"),
         ]
         for service in API_PORTS:
             rows.append((f"{service.title()} API", f"{self.url(service)}/docs"))

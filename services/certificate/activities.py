@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,20 +11,17 @@ from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from services.certificate.admission_code import AdmissionClaims, AdmissionSigner
-from services.certificate.badge import BadgeData, render_badge
-from services.certificate.courier import Courier, SandboxCourier
+from services.certificate.admission_code import AdmissionClaims
+from services.certificate.cards import UnknownMission, card_face, signer_for, store_badge
+from services.certificate.courier import AddressRefused, Courier
 from services.certificate.models import Certificate, CertificateActivation, CertificateSequence
+from services.certificate.tracking import courier_for, deliver_if_reported
 from shared import contracts as c
-from shared.catalogue import Edition, load_edition, load_missions
+from shared.catalogue import Edition, load_edition
 from shared.db import utcnow
 from shared.records import fetch_person
 from shared.service import ServiceContext
 from shared.types import DeliveryMethod, RegistrationStatus
-
-
-def signer_for(ctx: ServiceContext) -> AdmissionSigner:
-    return AdmissionSigner.from_base64(ctx.settings.admission_signing_seed.get_secret_value())
 
 
 def certificate_number(edition_number: int, serial: int) -> str:
@@ -79,43 +75,25 @@ class CertificateActivities:
         if existing is not None:
             return c.CertificateMade(certificate_no=existing.certificate_no)
         person = await fetch_person(self.ctx, request.registration_id)
-        edition = load_edition(request.edition)
-        missions = load_missions()
-        mission = missions.get(person.mission)
-        if mission is None:
-            raise ApplicationError(f"unknown mission {person.mission}", non_retryable=True)
-        sub = mission.sub_mission(person.sub_mission) if person.sub_mission else None
-        photo = None
-        if person.photo_key:
-            photo = await self.ctx.store.get(self.ctx.settings.bucket_photos, person.photo_key)
-        certificate_no = await self._next_number(request.edition)
-        issued_at = utcnow().replace(microsecond=0)
-        code = self.signer.sign(
-            AdmissionClaims(
-                edition=request.edition, certificate_no=certificate_no, serial=1, issued_at=issued_at
-            )
-        )
-        # Rendering is CPU work: off the event loop, so the worker keeps serving other activities.
-        pdf = await asyncio.to_thread(
-            render_badge,
-            BadgeData(
-                edition_name_zh=edition.name_zh,
-                edition_name_en=edition.name_en,
-                certificate_no=certificate_no,
-                certificate_type_zh="专业观众证",
-                certificate_type_en="Professional Visitor",
+        # The mission is checked (and the photo fetched) before a number is taken: no number is spent on
+        # a card that cannot be made.
+        try:
+            face = await card_face(
+                self.ctx,
                 holder_name=person.name,
                 unit_name=person.unit_name,
-                mission_name_zh=mission.name_zh,
-                mission_name_en=mission.name_en,
-                sub_mission_name_zh=sub.name_zh if sub else None,
-                sub_mission_name_en=sub.name_en if sub else None,
-                admission_code=code,
-                photo=photo,
-            ),
+                mission=person.mission,
+                sub_mission=person.sub_mission,
+                photo_key=person.photo_key,
+            )
+        except UnknownMission as exc:
+            raise ApplicationError(str(exc), non_retryable=True) from None
+        certificate_no = await self._next_number(request.edition)
+        issued_at = utcnow().replace(microsecond=0)
+        claims = AdmissionClaims(
+            edition=request.edition, certificate_no=certificate_no, serial=1, issued_at=issued_at
         )
-        badge_key = f"{request.edition}/{certificate_no}.pdf"
-        await self.ctx.store.put(self.ctx.settings.bucket_certificates, badge_key, pdf, "application/pdf")
+        badge_key = await store_badge(self.ctx, self.signer, claims, face)
         async with self.ctx.db.transaction() as session:
             # A concurrent retry may have won: keep its certificate, drop this number unused.
             winner = await session.scalar(
@@ -130,6 +108,12 @@ class CertificateActivities:
                     registration_id=request.registration_id,
                     badge_key=badge_key,
                     issued_at=issued_at,
+                    # What is printed, and whose it is: the lists and scopes of the API read these.
+                    unit_id=person.unit_id,
+                    mission=person.mission,
+                    sub_mission=person.sub_mission,
+                    holder_name=person.name,
+                    unit_name=person.unit_name,
                 )
             )
         return c.CertificateMade(certificate_no=certificate_no)
@@ -178,6 +162,8 @@ class CertificateActivities:
             raise not_revalidatable(
                 f"certificate {number} is already re-activated for {request.edition} (registration {taken})"
             )
+        # The registration's unit, so that its buyers (and only they) see the re-activated card.
+        person = await fetch_person(self.ctx, request.registration_id)
         try:
             async with self.ctx.db.transaction() as session:
                 session.add(
@@ -187,6 +173,7 @@ class CertificateActivities:
                         certificate_no=number,
                         certificate_edition=previous,
                         issued_here=old is not None,
+                        unit_id=person.unit_id,
                         activated_at=utcnow(),
                     )
                 )
@@ -215,7 +202,10 @@ class CertificateActivities:
 
     @activity.defn(name=c.DISPATCH_CERTIFICATE.name)
     async def dispatch(self, request: c.DispatchCertificate) -> c.Dispatched:
-        """Send the card by express, or hand it to the mission, or keep it for on-site pickup."""
+        """Send the card by express, or hand it to the mission, or keep it for on-site pickup.
+
+        The parcel is booked under the certificate number, so a retry books nothing twice. A courier
+        that is down raises ``CourierUnavailable`` (retried); an address it refuses is not retried."""
         async with self.ctx.db.sessions() as session:
             certificate = await session.get(Certificate, request.certificate_no)
         if certificate is None:
@@ -226,7 +216,12 @@ class CertificateActivities:
             if person.delivery_address is None:
                 raise ApplicationError("express delivery without an address", non_retryable=True)
             address = person.delivery_address
-            shipment = await self.courier.book(reference=request.certificate_no, address=address)
+            try:
+                shipment = await self.courier.book(reference=request.certificate_no, address=address)
+            except AddressRefused as exc:  # outside the courier's (mainland) service area: final
+                raise ApplicationError(
+                    str(exc), exc.code, type="address_refused", non_retryable=True
+                ) from exc
         async with self.ctx.db.transaction() as session:
             stored = await session.get(Certificate, request.certificate_no)
             assert stored is not None
@@ -234,6 +229,10 @@ class CertificateActivities:
             stored.carrier = shipment.carrier if shipment else None
             stored.tracking_no = shipment.tracking_no if shipment else None
             stored.dispatched_at = stored.dispatched_at or utcnow()
+        if shipment is not None:  # a courier fast enough to report delivery before we stored its waybill
+            await deliver_if_reported(
+                self.ctx, request.certificate_no, shipment.carrier, shipment.tracking_no
+            )
         status = {
             DeliveryMethod.EXPRESS: RegistrationStatus.SHIPPED,
             DeliveryMethod.MISSION_COLLECTION: RegistrationStatus.AWAITING_COLLECTION,
@@ -247,7 +246,7 @@ class CertificateActivities:
 
 
 def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:
-    acts = CertificateActivities(ctx, SandboxCourier())
+    acts = CertificateActivities(ctx, courier_for(ctx))
     return [acts.make, acts.reactivate, acts.dispatch]
 
 

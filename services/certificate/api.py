@@ -1,8 +1,16 @@
-"""The certificate service's HTTP API: certificates (and re-activated old cards), badge downloads, and
-verification at the gates."""
+"""The certificate service's HTTP API: the card a registration admits with and its tracking (buyers
+and staff), the badge (staff), and verification at the gates. The missions' and the certificate
+office's routes (collection lists, hand-outs, reissues) are in ``office_api``; the courier's callbacks
+in ``courier_api``.
+
+Every route needs a login (who may do what: ``services/certificate/auth.py``) but three: ``/healthz``,
+the gates' ``POST /v1/verify`` (a gate holds no login: a code proves itself by its signature) and the
+courier's tracking callbacks (``courier_api``, authenticated by their signature).
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -13,48 +21,56 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.certificate.activities import signer_for
+from services.certificate import courier_api, office_api
 from services.certificate.admission_code import AdmissionCodeError
+from services.certificate.auth import (
+    Caller,
+    CertificateStaff,
+    CurrentCaller,
+    CurrentCertificateStaff,
+    may_see,
+)
+from services.certificate.cards import verifier_for
 from services.certificate.models import Certificate, CertificateActivation
-from shared.http import ErrorBody, not_found
+from services.certificate.tracking import tracking_events
+from services.certificate.views import ERRORS, CertificateOut, card_view, certificate_not_found, staff_card
 from shared.service import ServiceContext, context, create_service_app
 from shared.types import DeliveryMethod
+
+log = logging.getLogger(__name__)
 
 app = create_service_app(
     "certificate",
     title="Certificates",
-    description="Admission certificates: numbers, badges with signed QR codes, dispatch, gate verification.",
+    description=(
+        "Admission certificates: numbers, badges with signed QR codes, delivery (express, collection by "
+        "the trade mission, on-site pickup) and its tracking, hand-outs, reissues of lost cards, gate "
+        "verification."
+    ),
 )
+app.include_router(courier_api.router)
+app.include_router(office_api.router)
 Ctx = Annotated[ServiceContext, Depends(context)]
-ERRORS: dict[int | str, dict[str, object]] = {404: {"model": ErrorBody}}
 
 
-class ActivationOut(BaseModel):
-    """A re-validation: the card admits to ``edition`` too, for that edition's registration."""
+class TrackingEventOut(BaseModel):
+    status: str
+    description_zh: str
+    description_en: str
+    location: str | None
+    occurred_at: datetime
 
-    edition: str
-    registration_id: str
-    activated_at: datetime
 
-
-class CertificateOut(BaseModel):
+class TrackingOut(BaseModel):
     certificate_no: str
-    edition: str = Field(description="the edition that issued the card")
-    registration_id: str | None = Field(
-        description="the registration it was issued to; null for a card issued by an edition that ran "
-        "elsewhere, known here only by its re-activation"
+    delivery_method: DeliveryMethod | None = None
+    carrier: str | None = None
+    tracking_no: str | None = None
+    dispatched_at: datetime | None = None
+    delivered_at: datetime | None = None
+    events: list[TrackingEventOut] = Field(
+        description="the courier's events, oldest first; none for a card not sent by express"
     )
-    serial: int | None
-    revoked: bool
-    issued_at: datetime | None
-    delivery_method: DeliveryMethod | None
-    carrier: str | None
-    tracking_no: str | None
-    dispatched_at: datetime | None
-    valid_for: list[str] = Field(
-        description="the editions whose gates admit the card: its own and those it was re-activated for"
-    )
-    activations: list[ActivationOut]
 
 
 class Verdict(StrEnum):
@@ -76,34 +92,81 @@ class VerifyOut(BaseModel):
     )
 
 
-async def _view(session: AsyncSession, number: str, certificate: Certificate | None) -> CertificateOut | None:
-    """The card with its re-activations; a card issued elsewhere is known by its re-activations alone."""
-    activations = list(
-        await session.scalars(
-            select(CertificateActivation)
-            .where(CertificateActivation.certificate_no == number)
-            .order_by(CertificateActivation.activated_at)
-        )
+async def _registration_card(
+    session: AsyncSession, caller: Caller, registration_id: str
+) -> tuple[str, Certificate | None]:
+    """The number and (if issued here) the row of the card a registration admits with: the one made for
+    it, or the old card it re-activated; 404 if there is none or the caller may not see it."""
+    certificate = await session.scalar(
+        select(Certificate).where(Certificate.registration_id == registration_id)
     )
-    if certificate is None and not activations:
-        return None
-    issued_for = certificate.edition if certificate else activations[0].certificate_edition
-    revoked = certificate.revoked if certificate else False
-    return CertificateOut(
+    if certificate is not None:
+        if not may_see(caller, certificate):
+            raise certificate_not_found()
+        return certificate.certificate_no, certificate
+    activation = await session.get(CertificateActivation, registration_id)
+    if activation is None:
+        raise certificate_not_found()
+    old = await session.get(Certificate, activation.certificate_no)
+    if not may_see(caller, old, activation):
+        raise certificate_not_found()
+    return activation.certificate_no, old
+
+
+# ------------------------------------------------------------------------------------------ cards
+
+
+@app.get(
+    "/v1/registrations/{registration_id}/certificate",
+    response_model=CertificateOut,
+    responses=ERRORS,
+    tags=["certificates"],
+)
+async def certificate_of(registration_id: str, ctx: Ctx, caller: CurrentCaller) -> CertificateOut:
+    """The card a registration admits with (the one made for it, or the old card it re-activated): how
+    it is delivered, the courier and waybill, when it was dispatched, delivered and handed out. For the
+    registration's own unit, and staff within their mission."""
+    async with ctx.db.sessions() as session:
+        number, certificate = await _registration_card(session, caller, registration_id)
+        view = await card_view(session, number, certificate, for_staff=isinstance(caller, CertificateStaff))
+    assert view is not None
+    return view
+
+
+@app.get(
+    "/v1/registrations/{registration_id}/certificate/tracking",
+    response_model=TrackingOut,
+    responses=ERRORS,
+    tags=["certificates"],
+)
+async def tracking_of(registration_id: str, ctx: Ctx, caller: CurrentCaller) -> TrackingOut:
+    """Where the card sent by express is: the courier's tracking events, oldest first, described in
+    Chinese and English. A card collected by the mission or on site has no events."""
+    async with ctx.db.sessions() as session:
+        number, certificate = await _registration_card(session, caller, registration_id)
+    if certificate is None or certificate.registration_id != registration_id:
+        # A re-activated old card is not sent again: its holder has it.
+        return TrackingOut(certificate_no=number, events=[])
+    events = await tracking_events(ctx, certificate)
+    if certificate.delivered_at is None:  # reading the courier may have just recorded the delivery
+        async with ctx.db.sessions() as session:
+            certificate = await session.get(Certificate, number) or certificate
+    return TrackingOut(
         certificate_no=number,
-        edition=issued_for,
-        registration_id=certificate.registration_id if certificate else None,
-        serial=certificate.serial if certificate else None,
-        revoked=revoked,
-        issued_at=certificate.issued_at if certificate else None,
-        delivery_method=certificate.delivery_method if certificate else None,
-        carrier=certificate.carrier if certificate else None,
-        tracking_no=certificate.tracking_no if certificate else None,
-        dispatched_at=certificate.dispatched_at if certificate else None,
-        valid_for=[] if revoked else [issued_for, *(a.edition for a in activations)],
-        activations=[
-            ActivationOut(edition=a.edition, registration_id=a.registration_id, activated_at=a.activated_at)
-            for a in activations
+        delivery_method=certificate.delivery_method,
+        carrier=certificate.carrier,
+        tracking_no=certificate.tracking_no,
+        dispatched_at=certificate.dispatched_at,
+        delivered_at=certificate.delivered_at,
+        events=[
+            TrackingEventOut(
+                status=str(event.status),
+                description_zh=event.description_zh,
+                description_en=event.description_en,
+                location=event.location,
+                occurred_at=event.occurred_at,
+            )
+            for event in events
         ],
     )
 
@@ -114,47 +177,33 @@ async def _view(session: AsyncSession, number: str, certificate: Certificate | N
     responses=ERRORS,
     tags=["certificates"],
 )
-async def get_certificate(certificate_no: str, ctx: Ctx) -> CertificateOut:
-    """A card: issued here, or an earlier edition's card re-activated here (re-validation)."""
+async def get_certificate(certificate_no: str, ctx: Ctx, staff: CurrentCertificateStaff) -> CertificateOut:
+    """A card: issued here, or an earlier edition's card re-activated here (re-validation). Mission staff
+    see their mission's cards only."""
     async with ctx.db.sessions() as session:
-        view = await _view(session, certificate_no, await session.get(Certificate, certificate_no))
+        certificate = await session.get(Certificate, certificate_no)
+        view = None
+        if staff.sees(certificate.mission if certificate else None):
+            view = await card_view(session, certificate_no, certificate, for_staff=True)
     if view is None:
-        raise not_found("certificate", "证件")
+        raise certificate_not_found()
     return view
 
 
 @app.get(
-    "/v1/registrations/{registration_id}/certificate",
-    response_model=CertificateOut,
-    responses=ERRORS,
+    "/v1/certificates/{certificate_no}/badge.pdf",
+    responses={200: {"content": {"application/pdf": {}}}, **ERRORS},
     tags=["certificates"],
 )
-async def certificate_of(registration_id: str, ctx: Ctx) -> CertificateOut:
-    """The card a registration admits with: the one made for it, or the old card it re-activated."""
-    async with ctx.db.sessions() as session:
-        certificate = await session.scalar(
-            select(Certificate).where(Certificate.registration_id == registration_id)
-        )
-        view = None
-        if certificate is not None:
-            view = await _view(session, certificate.certificate_no, certificate)
-        elif (activation := await session.get(CertificateActivation, registration_id)) is not None:
-            number = activation.certificate_no
-            view = await _view(session, number, await session.get(Certificate, number))
-    if view is None:
-        raise not_found("certificate", "证件")
-    return view
-
-
-@app.get("/v1/certificates/{certificate_no}/badge.pdf", responses=ERRORS, tags=["certificates"])
-async def badge(certificate_no: str, ctx: Ctx) -> Response:
-    """The badge of a card issued here (a card issued elsewhere has none here)."""
-    async with ctx.db.sessions() as session:
-        certificate = await session.get(Certificate, certificate_no)
-    if certificate is None:
-        raise not_found("certificate", "证件")
+async def badge(certificate_no: str, ctx: Ctx, staff: CurrentCertificateStaff) -> Response:
+    """The badge of a card issued here, with its current QR code (a card issued elsewhere has none here).
+    Staff only: the QR code admits its bearer."""
+    certificate = await staff_card(ctx, staff, certificate_no)
     pdf = await ctx.store.get(ctx.settings.bucket_certificates, certificate.badge_key)
     return Response(pdf, media_type="application/pdf")
+
+
+# ------------------------------------------------------------------------------------------ gates
 
 
 @app.post("/v1/verify", response_model=VerifyOut, tags=["gates"])
@@ -164,7 +213,7 @@ async def verify(body: VerifyIn, ctx: Ctx) -> VerifyOut:
     This edition's cards, and an earlier edition's card re-activated for this one (re-validation: the
     holder keeps last edition's card). An earlier card that was not re-activated is the wrong edition."""
     try:
-        claims = signer_for(ctx).verifier().verify(body.code)
+        claims = verifier_for(ctx).verify(body.code)
     except AdmissionCodeError:
         return VerifyOut(verdict=Verdict.FORGED)
     number = claims.certificate_no
@@ -180,7 +229,14 @@ async def verify(body: VerifyIn, ctx: Ctx) -> VerifyOut:
             )
             if activation is None:
                 return VerifyOut(verdict=Verdict.WRONG_EDITION, certificate_no=number)
-        certificate = await session.get(Certificate, number)
+        # Only what the verdict needs: a gate asks this thousands of times a minute.
+        certificate = (
+            await session.execute(
+                select(Certificate.edition, Certificate.serial, Certificate.revoked).where(
+                    Certificate.certificate_no == number
+                )
+            )
+        ).one_or_none()
     reactivated = activation is not None
     if certificate is None:
         # Only a card issued by an edition that ran elsewhere is unknown here: its signature is all there is

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from services.payment import invoices_api, reconcile, signing
+from services.payment import invoices_api, reconcile
 from services.payment.activities import gateway_for
 from services.payment.auth import (
     CurrentBuyer,
@@ -29,7 +29,7 @@ from services.payment.auth import (
     owns_unit,
     require_finance_decider,
 )
-from services.payment.gateway import B2BNotOpened, Callback, NonceCache, QrCode
+from services.payment.gateway import B2BNotOpened, Callback, QrCode
 from services.payment.models import (
     OPEN_ORDER_STATUSES,
     OrderItem,
@@ -37,12 +37,14 @@ from services.payment.models import (
 )
 from services.payment.reconcile import transaction_arrived
 from shared import contracts as c
+from shared import signing
 from shared.catalogue import Edition
 from shared.db import utcnow
 from shared.http import ApiError, ErrorBody, execute_update, internal_headers, not_found
 from shared.ids import new_id
 from shared.records import BuyerSession, UnitMembersRecord
 from shared.service import ServiceContext, context, create_service_app
+from shared.signing import NonceCache
 from shared.temporal import payment_order_workflow_id, start_workflow
 from shared.types import Decision, FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
 

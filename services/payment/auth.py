@@ -1,77 +1,32 @@
-"""Who is calling the payment service, without reading another service's database.
+"""Who may use the payment service's routes.
 
-- **Buyers** log in at the registration service; their bearer token is forwarded to its
-  ``GET /internal/sessions/current``, which answers with the account and its unit. A successful answer
-  is kept in memory for 30 seconds (keyed by the token's SHA-256, never the token) so that not every
-  payment call is a round trip. Every buyer route is scoped to the buyer's unit: another unit's order
-  is answered 404, as if it did not exist.
-- **Finance staff** log in at the review service; their token is forwarded to its
-  ``GET /internal/staff/sessions/current`` on every call (no cache: a deactivated account stops at
-  once). Finance staff see their mission's orders if they have a mission, else every mission's;
-  administrators see and decide everything; observers see everything and decide nothing (403
-  ``read_only``); mission staff are refused (403 ``finance_only``).
+Buyers and staff are recognised as everywhere (``shared/auth.py``). Finance staff see their mission's
+orders if they have a mission, else every mission's; administrators see and decide everything;
+observers see everything and decide nothing (403 ``read_only``); other staff are refused (403
+``finance_only``).
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
-import httpx
 from fastapi import Depends
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
+from fastapi.security import HTTPAuthorizationCredentials
 
-from shared.http import ApiError, internal_headers
-from shared.records import BUYER_TOKEN_HEADER, STAFF_TOKEN_HEADER, BuyerSession, StaffSessionRecord
-from shared.security import sha256, unauthenticated
+from shared.auth import (
+    CurrentBuyer,
+    buyer_bearer,
+    buyer_for_token,
+    owns_unit,
+    read_only,
+    staff_bearer,
+    staff_for_token,
+)
+from shared.http import ApiError
 from shared.service import ServiceContext, context
 
-log = logging.getLogger(__name__)
-
-CACHE_SECONDS = 30.0
-CACHE_MAX_ENTRIES = 10_000
-
-buyer_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="BuyerBearer",
-    description="the token from the registration service's POST /v1/sessions",
-)
-finance_bearer = HTTPBearer(
-    auto_error=False,
-    scheme_name="StaffBearer",
-    description="the token from the review service's POST /v1/staff/sessions",
-)
-
-_clock = time.monotonic  # the cache's clock (a test may move it on)
-
-# token SHA-256 -> (monotonic time until which the answer may be used, the answer)
-_buyer_cache: dict[str, tuple[float, BuyerSession]] = {}
-
-
-def clear_cache() -> None:
-    """Forget every cached buyer session (tests; a service that must re-ask at once)."""
-    _buyer_cache.clear()
-
-
-def registration_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "registration_unavailable",
-        "the registration service is not answering, so the login cannot be checked; try again",
-        "报名服务暂时无法访问，无法核验登录状态，请稍后重试",
-    )
-
-
-def review_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "review_unavailable",
-        "the review service is not answering, so the staff login cannot be checked; try again",
-        "审核服务暂时无法访问，无法核验工作人员登录状态，请稍后重试",
-    )
+__all__ = ["CurrentBuyer", "buyer_bearer", "buyer_for_token", "owns_unit"]
 
 
 def finance_only() -> ApiError:
@@ -81,95 +36,6 @@ def finance_only() -> ApiError:
         "only finance staff, the organiser's administrators and observers may see payments",
         "仅财务人员、主办方管理员和观察员可以查看缴费信息",
     )
-
-
-def read_only() -> ApiError:
-    return ApiError(
-        403,
-        "read_only",
-        "observers may read, not decide or change anything",
-        "观察员只能查看，不能审核或修改",
-    )
-
-
-async def _ask(
-    ctx: ServiceContext, url: str, header: str, token: str, unavailable: ApiError
-) -> httpx.Response | None:
-    """The session route's answer; None if it refused the token (401 ``unauthenticated``)."""
-    headers = internal_headers(ctx.settings) | {header: f"Bearer {token}"}
-    try:
-        response = await ctx.http.get(url, headers=headers)
-    except httpx.HTTPError as exc:
-        log.warning("session check at %s failed: %s", url, exc)
-        raise unavailable from exc
-    if response.status_code == 401:
-        try:
-            code = response.json().get("code")
-        except ValueError:
-            code = None
-        if code == "unauthenticated":
-            return None
-        # Our service token was refused: a misconfiguration, not the caller's fault.
-        log.error("session check at %s refused the service token", url)
-        raise unavailable
-    if response.status_code != 200:
-        log.warning("session check at %s answered %s", url, response.status_code)
-        raise unavailable
-    return response
-
-
-# ------------------------------------------------------------------------------------------ buyers
-
-
-async def buyer_for_token(ctx: ServiceContext, token: str | None) -> BuyerSession:
-    """The buyer session ``token`` belongs to, as the registration service says (or its cached answer
-    of the last 30 seconds); 401 ``unauthenticated`` if refused, 503 ``registration_unavailable`` if
-    the registration service does not answer."""
-    if not token:
-        raise unauthenticated()
-    key = sha256(token)
-    now = _clock()
-    cached = _buyer_cache.get(key)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    response = await _ask(
-        ctx,
-        f"{ctx.settings.registration_url}/internal/sessions/current",
-        BUYER_TOKEN_HEADER,
-        token,
-        registration_unavailable(),
-    )
-    if response is None:
-        _buyer_cache.pop(key, None)
-        raise unauthenticated()
-    try:
-        buyer = BuyerSession.model_validate_json(response.content)
-    except ValidationError as exc:
-        log.error("the registration service's session answer is not understood: %s", exc)
-        raise registration_unavailable() from exc
-    if len(_buyer_cache) >= CACHE_MAX_ENTRIES:
-        for stale in [k for k, (until, _) in _buyer_cache.items() if until <= now]:
-            del _buyer_cache[stale]
-        if len(_buyer_cache) >= CACHE_MAX_ENTRIES:
-            _buyer_cache.clear()
-    _buyer_cache[key] = (now + CACHE_SECONDS, buyer)
-    return buyer
-
-
-async def current_buyer(
-    ctx: Annotated[ServiceContext, Depends(context)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(buyer_bearer)],
-) -> BuyerSession:
-    """The buyer whose bearer token this is; otherwise 401 ``unauthenticated``."""
-    return await buyer_for_token(ctx, credentials.credentials if credentials else None)
-
-
-CurrentBuyer = Annotated[BuyerSession, Depends(current_buyer)]
-
-
-def owns_unit(buyer: BuyerSession, unit_id: str) -> bool:
-    """Whether ``unit_id`` is the buyer's own unit (an account without a unit owns none)."""
-    return buyer.unit_id is not None and buyer.unit_id == unit_id
 
 
 # ------------------------------------------------------------------------------------------ finance
@@ -203,24 +69,9 @@ FINANCE_ROLES = ("finance", "administrator", "observer")
 
 async def finance_for_token(ctx: ServiceContext, token: str | None) -> FinanceStaff:
     """The finance staff member ``token`` belongs to, as the review service says; 401
-    ``unauthenticated`` if refused, 403 ``finance_only`` for mission staff, 503 ``review_unavailable``
+    ``unauthenticated`` if refused, 403 ``finance_only`` for other staff, 503 ``review_unavailable``
     if the review service does not answer."""
-    if not token:
-        raise unauthenticated()
-    response = await _ask(
-        ctx,
-        f"{ctx.settings.review_url}/internal/staff/sessions/current",
-        STAFF_TOKEN_HEADER,
-        token,
-        review_unavailable(),
-    )
-    if response is None:
-        raise unauthenticated()
-    try:
-        staff = StaffSessionRecord.model_validate_json(response.content)
-    except ValidationError as exc:
-        log.error("the review service's session answer is not understood: %s", exc)
-        raise review_unavailable() from exc
+    staff = await staff_for_token(ctx, token)
     if staff.role not in FINANCE_ROLES:
         raise finance_only()
     return FinanceStaff(staff_id=staff.staff_id, login=staff.login, role=staff.role, mission=staff.mission)
@@ -228,7 +79,7 @@ async def finance_for_token(ctx: ServiceContext, token: str | None) -> FinanceSt
 
 async def current_finance(
     ctx: Annotated[ServiceContext, Depends(context)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(finance_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(staff_bearer)],
 ) -> FinanceStaff:
     """The finance staff member (or administrator, or observer) whose bearer token this is."""
     return await finance_for_token(ctx, credentials.credentials if credentials else None)

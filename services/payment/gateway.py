@@ -7,14 +7,12 @@ the provider's API; the service and the workflows do not change.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
-from datetime import datetime, timedelta
 from typing import Protocol
 
 import httpx
 from pydantic import BaseModel
 
-from services.payment import signing
+from shared import signing
 from shared.db import utcnow
 from shared.types import QrChannel
 
@@ -53,34 +51,6 @@ class GatewayOrder(BaseModel):
     amount_fen: int
     transactions: list[Callback]
     refunds: list[GatewayRefundRecord] = []
-
-
-class NonceCache:
-    """The nonces of signed messages seen within the signature window: a message seen again (a
-    replay of the identical signed request) is recognised. Older nonces are forgotten: the
-    timestamp check refuses those messages anyway. In memory, so per process."""
-
-    def __init__(self, window: timedelta = signing.MAX_SKEW, max_size: int = 100_000) -> None:
-        self.window = window
-        self.max_size = max_size
-        self._seen: OrderedDict[str, datetime] = OrderedDict()
-
-    def seen_before(self, nonce: str, now: datetime) -> bool:
-        """Whether ``nonce`` was seen within the window; it is remembered from now on either way."""
-        while self._seen:
-            oldest, at = next(iter(self._seen.items()))
-            if now - at <= 2 * self.window and len(self._seen) < self.max_size:
-                break
-            del self._seen[oldest]
-        if nonce in self._seen:
-            return True
-        self._seen[nonce] = now
-        return False
-
-    def check(self, headers: dict[str, str], now: datetime) -> bool:
-        """Whether the (already verified) signed message with these headers is a replay."""
-        nonce = {name.lower(): value for name, value in headers.items()}.get(signing.NONCE.lower())
-        return nonce is not None and self.seen_before(nonce, now)
 
 
 class B2BNotOpened(Exception):

@@ -37,7 +37,7 @@ import httpx
 from fastapi import Depends, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
-from services.payment import signing
+from shared import signing
 from shared.db import utcnow
 from shared.http import ApiError, add_health, install_error_handlers
 from shared.settings import Settings, get_settings

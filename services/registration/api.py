@@ -312,8 +312,14 @@ def _person_out(
         name=person.name,
         id_type=person.id_type,
         id_number_masked=_mask(person.id_number),
+        nationality=person.nationality,
+        mobile=person.mobile,
+        email=person.email,
+        job_title=person.job_title,
+        personnel_label=person.personnel_label,
         fee_kind=person.fee_kind,
         delivery_method=person.delivery_method,
+        delivery_address=DeliveryAddress(**person.delivery_address) if person.delivery_address else None,
         entrance_date=person.entrance_date,
         status=_label(person.status),
         deadline=edition.local(person.deadline) if person.deadline else None,
@@ -335,13 +341,25 @@ def _check_delivery(
                 "express delivery needs an address",
                 "快递寄送请填写收件地址",
             )
-        if not is_mainland_mobile(validation.mobile(address.mobile, "delivery_address.mobile")):
+        mobile = validation.mobile(address.mobile, "delivery_address.mobile")
+        if not is_mainland_mobile(mobile):
             raise validation.invalid(
                 "delivery_address.mobile",
                 "mainland_only",
-                "express delivery is for the Chinese mainland only",
-                "快递寄送仅限中国大陆地区",
+                "express delivery is for the Chinese mainland only: give a mainland mobile for the courier",
+                "快递寄送仅限中国大陆地区，请填写中国大陆手机号码",
             )
+        province = validation.mainland_province(address.province, "delivery_address.province")
+        if not address.valid_for_six_months:
+            raise validation.invalid(
+                "delivery_address.valid_for_six_months",
+                "address_validity_unconfirmed",
+                "confirm that the address will reach you for the next six months",
+                "请确认该收件地址在未来6个月内有效",
+            )
+        # The confirmation is a condition of the address, not part of it.
+        stored = address.model_dump(exclude={"valid_for_six_months"})
+        return stored | {"mobile": mobile, "province": province}
     if method is DeliveryMethod.ONSITE_PICKUP and unit.country == "CN" and nationality == "CN":
         raise validation.invalid(
             "delivery_method",
@@ -349,7 +367,7 @@ def _check_delivery(
             "on-site pickup is for overseas buyers",
             "现场领取仅适用于境外采购商",
         )
-    return address.model_dump() if address else None
+    return address.model_dump(exclude={"valid_for_six_months"}) if address else None
 
 
 def _identity(body: PersonIn, unit: Unit) -> Identity:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
+from shared.records import DeliveryAddress
 from shared.types import (
     Affiliation,
     DeliveryMethod,
@@ -80,13 +81,19 @@ class UnitOut(BaseModel):
 
 
 class DeliveryAddressIn(Body):
+    """Where the courier brings the certificate: a Chinese mainland address (FAQ VIII), which the buyer
+    confirms will still reach them for six months (certificates go out weeks or months later)."""
+
     recipient: Text
-    mobile: Text
-    province: Text
+    mobile: Text = Field(description="a Chinese mainland mobile the courier calls")
+    province: Text = Field(description="a mainland province, autonomous region or municipality, e.g. 上海市")
     city: Text
     district: Text
     detail: Text
     postal_code: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
+    valid_for_six_months: bool = Field(
+        description="the buyer confirms the address will reach them for the next six months (must be true)"
+    )
 
 
 class PersonChangeIn(Body):
@@ -141,8 +148,14 @@ class PersonOut(BaseModel):
     name: str
     id_type: IdType
     id_number_masked: str
+    nationality: str
+    mobile: str
+    email: str
+    job_title: str
+    personnel_label: str
     fee_kind: FeeKind
     delivery_method: DeliveryMethod
+    delivery_address: DeliveryAddress | None
     entrance_date: date | None
     status: StatusLabel
     deadline: datetime | None = Field(description="the deadline that applies now, Beijing time")

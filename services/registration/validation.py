@@ -86,3 +86,34 @@ def mobile(value: str, field: str = "mobile", region: str = "CN") -> str:
     ):
         raise invalid(field, "invalid_mobile", "not a valid mobile number", "手机号码无效")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# The 31 provincial-level regions of the Chinese mainland, where the courier delivers certificates
+# (FAQ VIII: express delivery is limited to the Chinese mainland). Hong Kong, Macao and Taiwan are not
+# among them. Keyed by the short name a buyer may type; the full name is what is stored.
+MAINLAND_PROVINCES: dict[str, str] = {
+    full.removesuffix("维吾尔自治区").removesuffix("壮族自治区").removesuffix("回族自治区")
+    .removesuffix("自治区").removesuffix("省").removesuffix("市"): full
+    for full in (
+        "北京市", "天津市", "河北省", "山西省", "内蒙古自治区", "辽宁省", "吉林省", "黑龙江省", "上海市",
+        "江苏省", "浙江省", "安徽省", "福建省", "江西省", "山东省", "河南省", "湖北省", "湖南省", "广东省",
+        "广西壮族自治区", "海南省", "重庆市", "四川省", "贵州省", "云南省", "西藏自治区", "陕西省", "甘肃省",
+        "青海省", "宁夏回族自治区", "新疆维吾尔自治区",
+    )
+}  # fmt: skip
+
+
+def mainland_province(value: str, field: str) -> str:
+    """The full name of a Chinese mainland provincial region (its short name is accepted too)."""
+    name = value.strip()
+    for suffix in ("维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "省", "市"):
+        name = name.removesuffix(suffix)
+    if name not in MAINLAND_PROVINCES:
+        raise invalid(
+            field,
+            "mainland_only",
+            "express delivery is for the Chinese mainland only: give one of its provinces, autonomous "
+            "regions or municipalities (e.g. 上海市, 广东省)",
+            "快递寄送仅限中国大陆地区，请填写大陆的省、自治区或直辖市（如上海市、广东省）",
+        )
+    return MAINLAND_PROVINCES[name]

@@ -18,10 +18,17 @@ from fastapi import Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, func, select
 
-from services.review import exports, internal_api, staff_api, statistics_api
+from services.review import internal_api, staff_api, statistics_api
 from services.review.models import DecisionRecord, ReviewTask, StaffAccount
-from services.review.staff import CurrentStaff, mission_filter, outside_scope, require_decider, sees_mission
+from services.review.staff import (
+    CurrentStaff,
+    mission_filter,
+    require_decider,
+    sees_mission,
+)
 from shared import contracts as c
+from shared import exports
+from shared.auth import outside_your_mission
 from shared.http import ApiError, ErrorBody, execute_update
 from shared.service import ServiceContext, context, create_service_app
 from shared.types import Decision, UnitKind
@@ -139,7 +146,7 @@ class QueueFilter(BaseModel):
 def _queue_query(staff: StaffAccount, where: QueueFilter) -> Select[Any]:
     query = select(ReviewTask).where(ReviewTask.kind == where.kind)
     if where.mission is not None and not sees_mission(staff, where.mission):
-        raise outside_scope()
+        raise outside_your_mission()
     if (own := mission_filter(staff)) is not None:
         query = query.where(ReviewTask.mission == own)
     if where.mission:
@@ -341,7 +348,7 @@ async def audit(
 ) -> list[AuditEntryOut]:
     """Every decision: who, when, what and why, newest first (staff changes: /v1/audit/staff-changes)."""
     if mission is not None and not sees_mission(staff, mission):
-        raise outside_scope()
+        raise outside_your_mission()
     query = select(DecisionRecord, ReviewTask.mission).join(
         ReviewTask,
         and_(

@@ -70,6 +70,9 @@ class StaffRole(StrEnum):
     ADMINISTRATOR = "administrator"  # the organiser: every mission, and the staff accounts
     OBSERVER = "observer"  # reads everything, decides nothing
     FINANCE = "finance"  # the payment service's finance staff: its mission's transfers, or every mission's
+    # The certificate office (certificate service): every mission's cards; hands out on-site pickups and
+    # reissues lost cards. Decides no review.
+    CERTIFICATE_OFFICE = "certificate_office"
 
 
 class StaffAccount(Base):

@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.review.models import StaffAccount, StaffChange, StaffRole, StaffSession
+from shared.auth import read_only
 from shared.db import Database, utcnow
 from shared.http import ApiError
 from shared.ids import new_id
@@ -125,15 +126,6 @@ def sees_mission(staff: StaffAccount, mission: str) -> bool:
     return staff.role is not StaffRole.MISSION_STAFF
 
 
-def read_only() -> ApiError:
-    return ApiError(
-        403,
-        "read_only",
-        "observers may read, not decide or change anything",
-        "观察员只能查看，不能审核或修改",
-    )
-
-
 def administrators_only() -> ApiError:
     return ApiError(
         403,
@@ -143,21 +135,10 @@ def administrators_only() -> ApiError:
     )
 
 
-def outside_scope() -> ApiError:
-    """A mission staff member asked for another mission's queue, audit or statistics."""
-    return ApiError(
-        403,
-        "outside_your_mission",
-        "that mission is not yours to see",
-        "无权查看其他交易团的数据",
-        field="mission",
-    )
-
-
 def require_decider(staff: StaffAccount) -> None:
-    """Mission staff and administrators decide reviews; observers and finance staff (who decide
-    payments, in the payment service) get 403 ``read_only``."""
-    if staff.role in (StaffRole.OBSERVER, StaffRole.FINANCE):
+    """Mission staff and administrators decide reviews; observers, finance staff (who decide payments,
+    in the payment service) and the certificate office get 403 ``read_only``."""
+    if staff.role not in (StaffRole.MISSION_STAFF, StaffRole.ADMINISTRATOR):
         raise read_only()
 
 

@@ -64,9 +64,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from services.review.exports import Column
 from shared.catalogue import MissionCatalogue
 from shared.db import utcnow
+from shared.exports import Column
 from shared.http import internal_headers
 from shared.records import RegistrationStatisticsRecord
 from shared.service import ServiceContext
@@ -367,7 +367,7 @@ def _breakdown(
 
 
 def export_rows(statistics: Statistics) -> list[dict[str, Any]]:
-    """The rows and then the totals, for ``services.review.exports`` with ``EXPORT_COLUMNS``."""
+    """The rows and then the totals, for ``shared.exports`` with ``EXPORT_COLUMNS``."""
     return [_export_row(row) for row in [*statistics.rows, statistics.totals]]
 
 

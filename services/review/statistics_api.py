@@ -14,8 +14,6 @@ from typing import Annotated
 import httpx
 from fastapi import APIRouter, Depends, Query, Response
 
-from services.review import exports
-from services.review.staff import outside_scope
 from services.review.statistics import (
     EXPORT_COLUMNS,
     Statistics,
@@ -23,6 +21,8 @@ from services.review.statistics import (
     export_rows,
     fetch_registration_statistics,
 )
+from shared import exports
+from shared.auth import outside_your_mission
 from shared.catalogue import load_missions
 from shared.http import ApiError, ErrorBody
 from shared.service import ServiceContext, context
@@ -80,7 +80,7 @@ async def statistics(
             404, "unknown_mission", f"no trade mission {mission!r}", "未找到该交易团", field="mission"
         )
     if mission_scope is not None and mission is not None and mission != mission_scope:
-        raise outside_scope()
+        raise outside_your_mission()
     shown = mission or mission_scope
     edition_code = edition or ctx.edition.code
     try:

@@ -1,6 +1,7 @@
 """Tables as downloads: CSV that Excel opens with Chinese intact, and Excel workbooks.
 
-Shared by the statistics and the queue exports. A table is its columns, each ``(key, English,
+Shared by the review service's statistics and queue exports and the certificate service's collection
+lists. A table is its columns, each ``(key, English,
 Chinese)``, and its rows, each a mapping from column key to value (a missing key is an empty cell).
 
 - The header row names every column in both languages: ``中文 / English``.
@@ -155,10 +156,13 @@ def download(
     name: str,
     excel: bool,
     sheet_title: str = "Export",
+    tz: tzinfo | None = None,
 ) -> Response:
-    """The rows as a file to save: Excel, or CSV (UTF-8 with BOM), named ``name``."""
+    """The rows as a file to save: Excel, or CSV (UTF-8 with BOM), named ``name``; ``tz`` as in
+    ``to_xlsx``."""
     if excel:
-        body, media_type, suffix = to_xlsx(columns, rows, sheet_title=sheet_title), XLSX_MEDIA_TYPE, "xlsx"
+        body = to_xlsx(columns, rows, sheet_title=sheet_title, tz=tz)
+        media_type, suffix = XLSX_MEDIA_TYPE, "xlsx"
     else:
         body, media_type, suffix = to_csv(columns, rows), CSV_MEDIA_TYPE, "csv"
     return Response(

@@ -1,0 +1,1 @@
+"""Benchmarks (``./expo bench``): figures printed and written as JSON, never asserted in tests."""
