@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import boto3
@@ -48,6 +50,18 @@ def ensure_buckets(settings: Settings) -> None:
             client.create_bucket(Bucket=bucket)
 
 
+STREAM_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object being read from the store: its size, and its bytes as they arrive (``chunks``, to
+    be read once; the connection is closed when they end or the iteration stops)."""
+
+    length: int
+    chunks: AsyncIterator[bytes]
+
+
 class ObjectStore:
     """The store as the services use it: one client per process (boto3 clients are thread-safe),
     blocking calls run on threads so they never stall the event loop."""
@@ -61,6 +75,21 @@ class ObjectStore:
             return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
         return await asyncio.to_thread(read)
+
+    async def open(self, bucket: str, key: str) -> StoredObject:
+        """The object, streamed: a download handed on without holding it in memory. Raises botocore's
+        ClientError (``NoSuchKey``) if there is none."""
+        answer = await asyncio.to_thread(self._client.get_object, Bucket=bucket, Key=key)
+        body = answer["Body"]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while chunk := await asyncio.to_thread(body.read, STREAM_CHUNK):
+                    yield chunk
+            finally:
+                body.close()
+
+        return StoredObject(length=answer["ContentLength"], chunks=chunks())
 
     async def put(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         await asyncio.to_thread(

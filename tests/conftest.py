@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 from deploy.local.stack import DEFAULT_PORTS, Stack, free_ports
+from tests.browser import Browser, chromium
 from tests.object_store import SeaweedFS, running_seaweedfs
 from tests.workflow_env import FakeServices, running_workers, time_skipping_environment
 from tests.workflow_world import World
@@ -101,3 +102,10 @@ async def world(env: WorkflowEnvironment) -> AsyncIterator[World]:
     world = World(env, services)
     async with running_workers(env.client, services):
         yield world
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
+    """Debian's Chromium through Playwright; screenshots under var/test-artifacts/screenshots/<test>/."""
+    with chromium(request.node.name) as browser:
+        yield browser

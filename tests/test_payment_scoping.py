@@ -58,6 +58,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("get", "/v1/invoices/{invoice_no}.pdf"): ("buyer", None),
     ("get", "/v1/transfers"): ("finance", None),
     ("get", "/v1/finance/orders"): ("finance", None),
+    ("get", "/v1/finance/refunds"): ("finance", None),
+    ("get", "/v1/transfers/{order_no}/voucher"): ("finance", None),
     ("post", "/v1/orders/{order_no}/reconcile"): ("decision", None),
     ("post", "/v1/orders/{order_no}/transfer-decision"): (
         "decision",
@@ -292,6 +294,9 @@ async def test_finance_staff_of_a_mission_see_and_decide_their_missions_transfer
         if OPERATIONS[(method, path)][0] == "decision":
             what = f"{method.upper()} {path}"
             assert_refused(await call(api, method, path, orders.beijing, shanghai), 404, "not_found", what)
+    # Nor another mission's voucher (their own is in the store: tests/test_finance_pages.py).
+    voucher = await api.get(f"/v1/transfers/{orders.beijing}/voucher", headers=shanghai)
+    assert_refused(voucher, 404, "not_found", "another mission's voucher")
 
     for everyone in (staff(StaffRole.FINANCE.value), staff(StaffRole.ADMINISTRATOR.value)):
         listed = await api.get("/v1/transfers", headers=everyone)

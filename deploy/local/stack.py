@@ -301,6 +301,8 @@ class Stack:
 
     def banner(self) -> str:
         rows = [
+            ("Buyer portal", f"{self.url('registration')}/portal"),
+            ("Staff console", f"{self.url('review')}/console"),
             ("Temporal Web UI", self.url("temporal_ui")),
             ("Temporal gRPC", f"127.0.0.1:{self.ports['temporal']}"),
             ("Mail inbox", self.url("mail_web")),

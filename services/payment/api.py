@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from services.payment import invoices_api, reconcile
+from services.payment import finance_api, invoices_api, pages, reconcile
 from services.payment.activities import gateway_for
 from services.payment.auth import (
     CurrentBuyer,
@@ -37,7 +37,7 @@ from services.payment.models import (
 )
 from services.payment.reconcile import transaction_arrived
 from shared import contracts as c
-from shared import signing
+from shared import signing, web
 from shared.catalogue import Edition
 from shared.db import utcnow
 from shared.http import ApiError, ErrorBody, execute_update, internal_headers, not_found
@@ -62,6 +62,9 @@ app = create_service_app(
 Ctx = Annotated[ServiceContext, Depends(context)]
 app.include_router(invoices_api.router)
 app.include_router(reconcile.router)
+app.include_router(finance_api.router)
+app.include_router(pages.router)
+web.mount_static(app)
 
 
 async def caller_scope(

@@ -121,8 +121,11 @@ class Refund(Base):
     amount_fen: Mapped[int] = mapped_column()
     reason: Mapped[str] = mapped_column(Text)
     succeeded: Mapped[bool] = mapped_column(default=False)
+    # Times the gateway was asked (counted before each call, so one that timed out counts): finance
+    # sees a refund the gateway keeps refusing (GET /v1/finance/refunds).
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    completed_at: Mapped[datetime | None] = mapped_column()
+    completed_at: Mapped[datetime | None] = mapped_column()  # the gateway's last answer
     # What the refund did to the order's invoice (FAQ XI), settled once after the money went back.
     invoice_settled_at: Mapped[datetime | None] = mapped_column()
     invoice_voided: Mapped[str | None] = mapped_column(String(32))

@@ -55,6 +55,8 @@ async def refund(
         if stored is None:
             stored = await _new_refund(session, request)
             session.add(stored)
+        if not stored.succeeded:  # counted before the gateway is asked: a call that times out counts
+            stored.attempts = (stored.attempts or 0) + 1
     if not stored.succeeded:
         outcome = await gateway.refund(
             refund_no=stored.refund_no, transaction_id=stored.transaction_id, amount_fen=stored.amount_fen
@@ -96,6 +98,7 @@ async def _new_refund(session: AsyncSession, request: c.RefundRequest) -> Refund
         transaction_id=transaction_id,
         amount_fen=amount,
         reason=request.reason,
+        attempts=0,
     )
 
 

@@ -15,7 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from services.registration import accounts, previous_api, sessions, statistics, validation
+from services.registration import (
+    accounts,
+    internal_units,
+    pages,
+    previous_api,
+    sessions,
+    statistics,
+    validation,
+)
 from services.registration.auth import CurrentAccount, own_person, own_unit
 from services.registration.deadlines import current_payment_deadlines, extended
 from services.registration.models import (
@@ -76,6 +84,7 @@ from shared.records import (
 from shared.service import ServiceContext, context, create_service_app
 from shared.temporal import registration_workflow_id, start_workflow, unit_workflow_id
 from shared.types import DeliveryMethod, FeeKind, IdType, PaymentMethod, RegistrationStatus, UnitKind
+from shared.web import mount_static
 
 app = create_service_app(
     "registration",
@@ -86,6 +95,9 @@ app.include_router(accounts.router)
 app.include_router(previous_api.router)
 app.include_router(statistics.router)
 app.include_router(sessions.router)
+app.include_router(internal_units.router)
+app.include_router(pages.router)  # the buyer portal's pages, under /portal
+mount_static(app)
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422)}
 PHOTO_MAX_BYTES = 2 * 1024 * 1024

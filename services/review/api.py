@@ -18,7 +18,7 @@ from fastapi import Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, func, select
 
-from services.review import internal_api, staff_api, statistics_api
+from services.review import detail_api, internal_api, pages, staff_api, statistics_api
 from services.review.models import DecisionRecord, ReviewTask, StaffAccount
 from services.review.staff import (
     CurrentStaff,
@@ -27,7 +27,7 @@ from services.review.staff import (
     sees_mission,
 )
 from shared import contracts as c
-from shared import exports
+from shared import exports, web
 from shared.auth import outside_your_mission
 from shared.http import ApiError, ErrorBody, execute_update
 from shared.service import ServiceContext, context, create_service_app
@@ -41,6 +41,9 @@ app = create_service_app(
 app.include_router(staff_api.router)
 app.include_router(statistics_api.router)
 app.include_router(internal_api.router)
+app.include_router(detail_api.router)
+app.include_router(pages.router)
+web.mount_static(app)
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 422)

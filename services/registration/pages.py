@@ -1,0 +1,1014 @@
+"""The buyer portal (``/portal``): server-rendered pages in Chinese and English for signing up, logging in,
+registering the unit and its people with their photos, following each person's progress, and paying.
+
+The pages are a client of the public APIs like the app and the mini-program: every handler calls the
+registration, payment and certificate services over HTTP (``ctx.settings``' URLs) with the buyer's
+bearer token, which the browser keeps in an HttpOnly cookie and never sees. What the APIs refuse comes
+back beside the input named by the refusal's ``field``, in the page's language, with everything typed
+kept. Form input names are the API's field paths (``contact.mobile``, ``delivery_address.province``)
+so that a refusal finds its input without a table. Nothing needs JavaScript.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import httpx
+import segno
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
+from markupsafe import Markup
+from starlette.datastructures import FormData, UploadFile
+
+from services.registration import validation
+from services.registration.progress import NEXT_ACTION
+from shared.catalogue import Mission, SubMission, load_missions
+from shared.http import ApiError, ErrorBody
+from shared.security import BUYER_TOKEN_LIFETIME
+from shared.service import ServiceContext, context
+from shared.types import MissionKind, RegistrationStatus
+from shared.web import (
+    CSRF_COOKIE,
+    Api,
+    FormErrors,
+    Lang,
+    check_csrf,
+    lang_of,
+    message,
+    page_templates,
+    redirect,
+    render,
+    set_login_cookie,
+)
+
+log = logging.getLogger(__name__)
+
+BUYER_COOKIE = "expo_buyer"
+LOGIN_SECONDS = int(BUYER_TOKEN_LIFETIME.total_seconds())  # the cookie lasts as long as the token
+TEMPLATES = page_templates(Path(__file__).parent / "templates")
+
+# Statuses in which the certificate service has a card for the registration (made, or re-activated).
+CARD_STATUSES = {
+    RegistrationStatus.CERTIFICATE_ISSUED,
+    RegistrationStatus.SHIPPED,
+    RegistrationStatus.AWAITING_COLLECTION,
+    RegistrationStatus.ONSITE_PICKUP,
+    RegistrationStatus.DELIVERED,
+    RegistrationStatus.CERTIFICATE_REACTIVATED,
+}
+
+# What the pages call the APIs' codes, (Chinese, English). Person statuses come labelled by the API.
+LABELS: dict[str, dict[str, tuple[str, str]]] = {
+    "account_kind": {
+        "unit": ("单位账户（为单位及其人员报名）", "Unit account (registers a unit and its people)"),
+        "individual": ("个人账户（仅为本人报名）", "Individual account (registers yourself only)"),
+    },
+    "unit_kind": {
+        "enterprise": ("企业", "Enterprise"),
+        "government": ("政府机关", "Government body"),
+        "public_institution": ("事业单位", "Public institution"),
+        "social_organisation": ("社会组织", "Social organisation"),
+        "individual": ("个人", "Individual"),
+    },
+    "unit_status": {
+        "under_review": ("交易团审核中", "Under the trade mission's review"),
+        "approved": ("审核通过", "Approved"),
+        "rejected": ("审核未通过", "Not approved"),
+    },
+    "affiliation": {
+        "residence": ("按住所地（统一社会信用代码）", "By residence (from the credit code)"),
+        "central_enterprise": ("中央企业", "Central enterprise"),
+        "nhc": ("国家卫生健康委直属单位", "Institution under the National Health Commission"),
+        "overseas": ("境外单位", "Registered outside the Chinese mainland"),
+    },
+    "id_type": {
+        "resident_id": ("居民身份证", "Resident identity card"),
+        "passport": ("护照", "Passport"),
+        "hk_macao_permit": (
+            "港澳居民来往内地通行证",
+            "Mainland travel permit for Hong Kong and Macao residents",
+        ),
+        "taiwan_permit": ("台湾居民来往大陆通行证", "Mainland travel permit for Taiwan residents"),
+    },
+    "personnel_label": {
+        "purchaser": ("采购商", "Purchaser"),
+        "manager": ("管理人员", "Manager"),
+        "technical staff": ("技术人员", "Technical staff"),
+        "government official": ("政府官员", "Government official"),
+    },
+    "delivery_method": {
+        "express": ("快递寄送（仅限中国大陆，免费）", "Express delivery (Chinese mainland only, free)"),
+        "mission_collection": ("向所属交易团领取", "Collect from your trade mission"),
+        "onsite_pickup": ("现场领取（境外采购商）", "Pick up on site (overseas buyers)"),
+    },
+    "fee_kind": {
+        "standard": ("标准", "Standard"),
+        "revalidation": ("证件延续使用", "Re-validation"),
+        "preferential_reissue": ("优惠补办", "Preferential reissue"),
+    },
+    "method": {
+        "qr": ("扫码支付（银联、微信、支付宝）", "QR code (UnionPay, WeChat Pay, Alipay)"),
+        "b2b": ("企业网银（B2B）", "B2B enterprise online banking"),
+        "transfer": ("银行转账", "Bank transfer"),
+    },
+    "qr_channel": {
+        "unionpay": ("银联云闪付", "UnionPay"),
+        "wechat": ("微信支付", "WeChat Pay"),
+        "alipay": ("支付宝", "Alipay"),
+    },
+    "order_status": {
+        "awaiting_payment": ("待支付", "Awaiting payment"),
+        "awaiting_confirmation": ("汇款凭证待财务确认", "Voucher awaiting finance's confirmation"),
+        "paid": ("已支付", "Paid"),
+        "closed": ("已关闭", "Closed"),
+    },
+}
+
+# Messages a redirect asks the next page to show (``?notice=``): keys only, so no text can be injected.
+NOTICES: dict[str, tuple[str, str]] = {
+    "welcome": (
+        "账户已创建并登录。请先登记单位信息。",
+        "Your account is open and you are logged in. First register your unit.",
+    ),
+    "logged_in": ("已登录。", "You are logged in."),
+    "logged_out": ("已退出登录。", "You have logged out."),
+    "unit_registered": (
+        "单位信息已提交，等待交易团审核。现在可以添加参会人员。",
+        "Your unit has been submitted for the trade mission's review. You can now add people.",
+    ),
+    "unit_changed": ("单位信息已修改并重新提交审核。", "Your unit's data has been changed and resubmitted."),
+    "unit_first": ("请先登记单位信息，再添加人员。", "Register your unit first, then add people."),
+    "person_registered": ("人员已登记，照片已上传。", "The person is registered and the photo uploaded."),
+    "photo_uploaded": ("照片已上传并通过检查。", "The photo has been uploaded and checked."),
+    "voucher_uploaded": (
+        "汇款凭证已提交，等待财务确认。",
+        "The remittance voucher has been submitted for finance's confirmation.",
+    ),
+}
+
+Ctx = Annotated[ServiceContext, Depends(context)]
+
+
+# ------------------------------------------------------------------------------------------ routing
+
+
+class LoginNeeded(Exception):
+    """No login cookie, or the API no longer accepts its token: the buyer logs in again."""
+
+
+def _to_login(request: Request, *, forget: bool = False) -> Response:
+    """To the login page, coming back here afterwards (a form post comes back to its form)."""
+    back = request.url.path
+    if request.method == "GET" and request.url.query:
+        back += f"?{request.url.query}"
+    response = redirect(f"/portal/login?next={quote(back, safe='')}")
+    if forget:
+        response.delete_cookie(BUYER_COOKIE, path="/")
+    return response
+
+
+class PortalRoute(APIRoute):
+    """Turns what a page handler did not handle into a page: a login that is needed into the login
+    page, a refused form token or an unknown id into an explained error page, a service that does not
+    answer into a "try again" page (never a stack trace or the APIs' JSON)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except LoginNeeded:
+                return _to_login(request)
+            except FormErrors as refused:
+                if refused.status == 401:
+                    return _to_login(request, forget=True)
+                return problem(request, refused.status, _first(refused.errors))
+            except ApiError as refused:  # the form token's check
+                return problem(request, refused.status, refused.body)
+            except httpx.HTTPError as exc:
+                log.warning("portal %s %s: %s %s", request.method, request.url.path, type(exc).__name__, exc)
+                return problem(request, 503, UNAVAILABLE)
+
+        return guarded
+
+
+router = APIRouter(prefix="/portal", route_class=PortalRoute, include_in_schema=False)
+
+UNAVAILABLE = ErrorBody(
+    code="unavailable",
+    message="the service is not answering just now: please try again in a moment",
+    message_zh="服务暂时无法访问，请稍后重试",
+)
+
+
+def _first(errors: dict[str, ErrorBody]) -> ErrorBody:
+    return errors.get("") or next(iter(errors.values()))
+
+
+PROBLEM_HEADINGS: dict[str, tuple[str, str]] = {
+    "form_expired": ("表单已过期", "This form has expired"),
+    "not_found": ("未找到", "Not found"),
+    "unavailable": ("服务暂时无法访问", "Service unavailable"),
+}
+
+
+def problem(request: Request, status: int, body: ErrorBody) -> HTMLResponse:
+    """A page that explains a refusal (expired form, not found, unavailable) and offers a way on."""
+    heading = PROBLEM_HEADINGS.get(body.code, ("无法完成操作", "This could not be done"))
+    context = {"status": status, "problem": body, "heading": heading}
+    return page(request, "portal/problem.html", context, status_code=status)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def page(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> HTMLResponse:
+    """A portal page: the shared helpers (``t``, ``error``, ``csrf``, ``when``, ``money``) and the
+    portal's (``label``, ``next_action``, ``mission_name``, the logged-in state, a notice)."""
+    lang = lang_of(request)
+
+    def label(group: str, code: str | None) -> str:
+        if code is None:
+            return ""
+        zh, en = LABELS[group].get(code, (code, code))
+        return zh if lang == "zh" else en
+
+    def next_action(status: str) -> str:
+        action = NEXT_ACTION.get(RegistrationStatus(status))
+        return (action[0] if lang == "zh" else action[1]) if action else ""
+
+    def mission_name(code: str | None, sub_code: str | None = None) -> str:
+        mission = load_missions().get(code or "")
+        if mission is None:
+            return code or ""
+        name = mission.name_zh if lang == "zh" else mission.name_en
+        sub = mission.sub_mission(sub_code) if sub_code else None
+        if sub is not None:
+            name += f" · {sub.name_zh if lang == 'zh' else sub.name_en}"
+        return name
+
+    def options(group: str, *leave_out: str) -> list[tuple[str, str]]:
+        """A choice's options (code, label) in the page's language."""
+        return [(code, label(group, code)) for code in LABELS[group] if code not in leave_out]
+
+    values: dict[str, Any] = {
+        "label": label,
+        "options": options,
+        "next_action": next_action,
+        "mission_name": mission_name,
+        "logged_in": BUYER_COOKIE in request.cookies,
+        "path": request.url.path,
+        "values": {},
+    }
+    notice = NOTICES.get(request.query_params.get("notice", ""))
+    if notice:
+        values["notice"] = notice[0] if lang == "zh" else notice[1]
+    return render(TEMPLATES, request, name, values | (context or {}), status_code=status_code)
+
+
+def refused_page(
+    request: Request, name: str, refused: FormErrors, context: dict[str, Any], fields: set[str]
+) -> HTMLResponse:
+    """The form again with the API's refusal beside the inputs it names; a refusal naming no input of
+    this form is shown above it. A lost login still goes to the login page."""
+    if refused.status == 401:
+        raise refused
+    errors: dict[str, ErrorBody] = {}
+    for field, body in refused.errors.items():
+        errors.setdefault(field if field in fields else "", body)
+    status = 400 if refused.status in (403, 404) else refused.status
+    return page(request, name, context | {"errors": errors}, status_code=status)
+
+
+def invalid(field: str, code: str, zh: str, en: str) -> FormErrors:
+    """A refusal the page makes itself (before asking an API), shaped as the APIs' are."""
+    return FormErrors({field: ErrorBody(code=code, message=en, message_zh=zh, field=field)}, 422)
+
+
+SECRET_INPUTS = {"csrf", "password", "password_confirm"}  # never shown again
+
+
+def texts(form: FormData) -> dict[str, str]:
+    """What was typed, to send on and to show again: text inputs only, trimmed; no passwords."""
+    return {
+        key: value.strip()
+        for key, value in form.multi_items()
+        if isinstance(value, str) and key not in SECRET_INPUTS
+    }
+
+
+def optional(value: str | None) -> str | None:
+    return value or None
+
+
+def safe_next(value: str | None) -> str:
+    """Where to go after logging in: a portal page only (never another site)."""
+    if value and value.startswith("/portal") and "//" not in value and "\\" not in value:
+        return value
+    return "/portal"
+
+
+@dataclass
+class Buyer:
+    """The logged-in buyer's calls to the services, for one request."""
+
+    ctx: ServiceContext
+    token: str
+
+    @property
+    def registration(self) -> Api:
+        return Api(self.ctx.http, self.ctx.settings.registration_url, self.token)
+
+    @property
+    def payment(self) -> Api:
+        return Api(self.ctx.http, self.ctx.settings.payment_url, self.token)
+
+    @property
+    def certificate(self) -> Api:
+        return Api(self.ctx.http, self.ctx.settings.certificate_url, self.token)
+
+    async def account(self) -> dict[str, Any]:
+        me: dict[str, Any] = await self.registration.call("GET", "/v1/accounts/me")
+        return me
+
+    async def unit_and_people(self) -> tuple[dict[str, Any], dict[str, Any] | None, list[dict[str, Any]]]:
+        """The account, its unit (None until registered) and the unit's people."""
+        me = await self.account()
+        if not me["unit_id"]:
+            return me, None, []
+        unit: dict[str, Any] = await self.registration.call("GET", f"/v1/units/{me['unit_id']}")
+        people: list[dict[str, Any]] = await self.registration.call(
+            "GET", f"/v1/units/{me['unit_id']}/people"
+        )
+        return me, unit, people
+
+
+async def buyer(request: Request, ctx: Ctx) -> Buyer:
+    token = request.cookies.get(BUYER_COOKIE)
+    if not token:
+        raise LoginNeeded
+    return Buyer(ctx, token)
+
+
+LoggedIn = Annotated[Buyer, Depends(buyer)]
+
+
+def anonymous(ctx: ServiceContext) -> Api:
+    return Api(ctx.http, ctx.settings.registration_url)
+
+
+async def edition_of(ctx: ServiceContext) -> dict[str, Any]:
+    """The edition's calendar and fees, as the public API gives them."""
+    edition: dict[str, Any] = await anonymous(ctx).call("GET", f"/v1/editions/{ctx.settings.edition}")
+    return edition
+
+
+def expo_days(edition: dict[str, Any]) -> list[str]:
+    """The expo's days (Beijing dates): the days of entrance a person may choose."""
+    first = datetime.fromisoformat(edition["expo_opens"]["beijing"]).date()
+    last = datetime.fromisoformat(edition["expo_closes"]["beijing"]).date()
+    return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+async def put_object(ctx: ServiceContext, upload: dict[str, Any], data: bytes) -> None:
+    """Upload to the presigned URL an API gave, with exactly the headers it was signed with."""
+    response = await ctx.http.put(upload["url"], content=data, headers=upload["headers"])
+    response.raise_for_status()
+
+
+# Files larger than this are refused before they are read: far above what the APIs accept (a photo 2
+# MiB, a voucher 10 MiB), whose own refusals then explain their limits.
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A file chosen in a form."""
+
+    data: bytes
+    content_type: str
+    suffix: str  # of its name, in lower case (".pdf")
+
+
+async def file_of(form: FormData, name: str) -> Chosen | FormErrors | None:
+    """The file chosen in ``name``; None if none was; the refusal (beside it) if it is far too large."""
+    upload = form.get(name)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    if (upload.size or 0) > MAX_UPLOAD_BYTES:
+        return invalid(
+            name,
+            "file_too_large",
+            "文件过大，请选择较小的文件",
+            "the file is too large: choose a smaller one",
+        )
+    suffix = Path(upload.filename).suffix.lower()
+    return Chosen(await upload.read(), upload.content_type or "", suffix)
+
+
+# ------------------------------------------------------------------------------------------ accounts
+
+
+@router.get("/signup")
+async def signup_form(request: Request) -> HTMLResponse:
+    return page(request, "portal/signup.html", {"values": {"kind": "unit"}})
+
+
+@router.post("/signup")
+async def signup(request: Request, ctx: Ctx) -> Response:
+    """Open the account (``POST /v1/accounts``) and log in with it at once (``POST /v1/sessions``)."""
+    form = await request.form()
+    check_csrf(request, form)
+    values = texts(form)
+    password = str(form.get("password") or "")
+    context = {"values": values}
+    if password != str(form.get("password_confirm") or ""):
+        mismatch = invalid(
+            "password_confirm", "passwords_differ", "两次输入的密码不一致", "the two passwords differ"
+        )
+        return refused_page(request, "portal/signup.html", mismatch, context, {"password_confirm"})
+    api = anonymous(ctx)
+    body = {
+        "kind": values.get("kind", ""),
+        "email": values.get("email", ""),
+        "mobile": values.get("mobile", ""),
+    }
+    try:
+        await api.call("POST", "/v1/accounts", json=body | {"password": password})
+        session = await api.call("POST", "/v1/sessions", json={"login": body["email"], "password": password})
+    except FormErrors as refused:
+        return refused_page(
+            request, "portal/signup.html", refused, context, {"kind", "email", "mobile", "password"}
+        )
+    return logged_in(request, session["token"], "/portal?notice=welcome")
+
+
+def logged_in(request: Request, token: str, to: str) -> Response:
+    response = redirect(to)
+    set_login_cookie(response, request, BUYER_COOKIE, token, LOGIN_SECONDS)
+    return response
+
+
+@router.get("/login")
+async def login_form(request: Request) -> HTMLResponse:
+    return page(request, "portal/login.html", {"next": safe_next(request.query_params.get("next"))})
+
+
+@router.post("/login")
+async def login(request: Request, ctx: Ctx) -> Response:
+    """Log in (``POST /v1/sessions``): the token goes into an HttpOnly cookie for as long as it lasts."""
+    form = await request.form()
+    check_csrf(request, form)
+    values = texts(form)
+    to = safe_next(values.get("next") or request.query_params.get("next"))
+    try:
+        session = await anonymous(ctx).call(
+            "POST",
+            "/v1/sessions",
+            json={"login": values.get("login", ""), "password": str(form.get("password") or "")},
+        )
+    except FormErrors as refused:
+        # A wrong password answers 401 here: it is the form's refusal, not a lost login.
+        refused = FormErrors(refused.errors, 400 if refused.status == 401 else refused.status)
+        return refused_page(request, "portal/login.html", refused, {"values": values, "next": to}, {"login"})
+    return logged_in(request, session["token"], to)
+
+
+@router.post("/logout")
+async def logout(request: Request, ctx: Ctx) -> Response:
+    """End the session at the API (``DELETE /v1/sessions/current``) and forget the cookie."""
+    form = await request.form()
+    check_csrf(request, form)
+    token = request.cookies.get(BUYER_COOKIE)
+    if token:
+        with contextlib.suppress(FormErrors):  # already expired or revoked: logged out all the same
+            await Api(ctx.http, ctx.settings.registration_url, token).call("DELETE", "/v1/sessions/current")
+    response = redirect("/portal/login?notice=logged_out")
+    response.delete_cookie(BUYER_COOKIE, path="/")
+    return response
+
+
+# ------------------------------------------------------------------------------------------ home
+
+
+@router.get("")
+async def home(request: Request, me: LoggedIn) -> HTMLResponse:
+    """The account's unit (or the way to register it) and its people, each with where they stand."""
+    account, unit, people = await me.unit_and_people()
+    return page(
+        request,
+        "portal/home.html",
+        {
+            "account": account,
+            "unit": unit,
+            "people": people,
+            "unpaid": [p for p in people if p["status"]["code"] == RegistrationStatus.UNPAID],
+            "may_add": unit is not None and not (unit["kind"] == "individual" and people),
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------ unit
+
+UNIT_FIELDS = {
+    "kind",
+    "name",
+    "credit_code",
+    "country",
+    "registration_no",
+    "address",
+    "industry",
+    "contact.name",
+    "contact.mobile",
+    "contact.email",
+    "mission.affiliation",
+    "mission.mission",
+    "mission.sub_mission",
+    "mission.referral_code",
+}
+
+
+def mission_choices(lang: Lang) -> dict[str, Any]:
+    """What a unit may name (code, name): for overseas units any mission but the industrial ones
+    (those are joined by referral code); for central enterprises their group and for NHC institutions
+    their sub-mission, both as ``mission.sub_mission``."""
+    catalogue = load_missions()
+
+    def name(item: Mission | SubMission) -> str:
+        return item.name_zh if lang == "zh" else item.name_en
+
+    def subs(kind: MissionKind) -> list[tuple[str, str]]:
+        return [(sub.code, name(sub)) for mission in catalogue.of_kind(kind) for sub in mission.sub_missions]
+
+    central = "中央企业集团" if lang == "zh" else "Central enterprise groups"
+    nhc = "国家卫生健康委交易分团" if lang == "zh" else "National Health Commission sub-missions"
+    return {
+        "missions": [(m.code, name(m)) for m in catalogue.missions if m.kind is not MissionKind.INDUSTRIAL],
+        "groups": [(central, subs(MissionKind.CENTRAL_ENTERPRISE)), (nhc, subs(MissionKind.NHC))],
+    }
+
+
+def unit_values(unit: dict[str, Any]) -> dict[str, str]:
+    """A registered unit as its form shows it (to change it)."""
+    overseas = unit["affiliation"] == "overseas"
+    return {
+        "kind": unit["kind"],
+        "name": unit["name"],
+        "credit_code": unit["credit_code"] or "",
+        "country": unit["country"] if overseas else "",
+        "registration_no": unit["foreign_registration_no"] or "",
+        "address": unit["address"],
+        "industry": unit["industry"],
+        "contact.name": unit["contact_name"],
+        "contact.mobile": unit["contact_mobile"],
+        "contact.email": unit["contact_email"],
+        "mission.affiliation": unit["affiliation"],
+        # The mission chosen is the home one: an industrial mission is joined by its referral code.
+        "mission.mission": unit["statistics_mission"] if overseas else "",
+        "mission.sub_mission": unit["statistics_sub_mission"] or "",
+        "mission.referral_code": unit["referral_code"] or "",
+    }
+
+
+def unit_body(values: dict[str, str], individual: bool) -> dict[str, Any]:
+    """The ``UnitIn`` body from the form: a domestic unit sends its credit code, an overseas one its
+    country, registration number and chosen mission; a sub-mission goes with the affiliations that
+    have them (central enterprise group, NHC, overseas)."""
+    affiliation = values.get("mission.affiliation") or "residence"
+    overseas = affiliation == "overseas"
+    body: dict[str, Any] = {
+        "kind": "individual" if individual else values.get("kind", ""),
+        "name": values.get("name", ""),
+        "address": values.get("address", ""),
+        "industry": values.get("industry", ""),
+        "contact": {
+            "name": values.get("contact.name", ""),
+            "mobile": values.get("contact.mobile", ""),
+            "email": values.get("contact.email", ""),
+        },
+        "mission": {
+            "affiliation": affiliation,
+            "mission": optional(values.get("mission.mission")) if overseas else None,
+            "sub_mission": optional(values.get("mission.sub_mission"))
+            if affiliation != "residence"
+            else None,
+            "referral_code": optional(values.get("mission.referral_code")),
+        },
+    }
+    if overseas:
+        body["country"] = values.get("country", "").upper()  # the API wants the code as ISO writes it
+        body["registration_no"] = optional(values.get("registration_no"))
+    else:
+        body["credit_code"] = optional(values.get("credit_code"))
+    return body
+
+
+@router.get("/unit")
+async def unit_form(request: Request, me: LoggedIn) -> HTMLResponse:
+    """Register the unit; once registered, the same form changes it (and resubmits a rejected one)."""
+    account, unit, _ = await me.unit_and_people()
+    values = unit_values(unit) if unit else {"kind": "enterprise", "mission.affiliation": "residence"}
+    return page(request, "portal/unit.html", _unit_context(request, account, unit, values))
+
+
+def _unit_context(
+    request: Request, account: dict[str, Any], unit: dict[str, Any] | None, values: dict[str, str]
+) -> dict[str, Any]:
+    choices = mission_choices(lang_of(request))
+    return {"account": account, "unit": unit, "values": values, "choices": choices}
+
+
+@router.post("/unit")
+async def unit_post(request: Request, me: LoggedIn) -> Response:
+    """``POST /v1/units`` (or ``PUT /v1/units/{id}`` once registered) with the form's data."""
+    form = await request.form()
+    check_csrf(request, form)
+    values = texts(form)
+    account = await me.account()
+    body = unit_body(values, individual=account["kind"] == "individual")
+    unit = None
+    try:
+        if account["unit_id"]:
+            unit = await me.registration.call("GET", f"/v1/units/{account['unit_id']}")
+            await me.registration.call("PUT", f"/v1/units/{account['unit_id']}", json=body)
+            return redirect("/portal?notice=unit_changed")
+        await me.registration.call("POST", "/v1/units", json=body)
+    except FormErrors as refused:
+        context = _unit_context(request, account, unit, values)
+        return refused_page(request, "portal/unit.html", refused, context, UNIT_FIELDS)
+    return redirect("/portal?notice=unit_registered")
+
+
+@router.get("/check/credit-code")
+async def check_credit_code(request: Request) -> JSONResponse:
+    """As one types (``site.js``): is this a valid Unified Social Credit Code? The message is the
+    API's own (``validation.credit_code``), in the page's language."""
+    value = request.query_params.get("value", "").strip()
+    lang = lang_of(request)
+    if not value:
+        return JSONResponse(
+            {"ok": False, "message": "请填写统一社会信用代码" if lang == "zh" else "enter the credit code"}
+        )
+    try:
+        validation.credit_code(value)
+    except ApiError as refused:
+        return JSONResponse({"ok": False, "message": message(refused.body, lang)})
+    return JSONResponse({"ok": True, "message": ""})
+
+
+# ------------------------------------------------------------------------------------------ people
+
+PERSON_FIELDS = {
+    "name",
+    "id_type",
+    "id_number",
+    "nationality",
+    "mobile",
+    "email",
+    "job_title",
+    "personnel_label",
+    "entrance_date",
+    "delivery_method",
+    "delivery_address",
+    "delivery_address.recipient",
+    "delivery_address.mobile",
+    "delivery_address.province",
+    "delivery_address.city",
+    "delivery_address.district",
+    "delivery_address.detail",
+    "delivery_address.postal_code",
+    "delivery_address.valid_for_six_months",
+    "revalidate_certificate_no",
+    "photo",
+}
+
+
+def person_body(values: dict[str, str]) -> dict[str, Any]:
+    """The ``PersonIn`` body from the form; the address only for express delivery (the other methods
+    need none), its six-month confirmation from the checkbox."""
+    body: dict[str, Any] = {
+        name: values.get(name, "")
+        for name in ("name", "id_type", "id_number", "mobile", "email", "job_title", "personnel_label")
+    }
+    body |= {
+        "nationality": (values.get("nationality") or "CN").upper(),
+        "delivery_method": values.get("delivery_method", ""),
+        "entrance_date": values.get("entrance_date", ""),
+        "revalidate_certificate_no": optional(values.get("revalidate_certificate_no")),
+    }
+    if body["delivery_method"] == "express":
+        address = {
+            part: values.get(f"delivery_address.{part}", "")
+            for part in ("recipient", "mobile", "province", "city", "district", "detail", "postal_code")
+        }
+        body["delivery_address"] = address | {
+            "valid_for_six_months": values.get("delivery_address.valid_for_six_months") == "yes"
+        }
+    return body
+
+
+WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+
+
+async def _person_context(request: Request, me: Buyer, values: dict[str, str]) -> dict[str, Any]:
+    """The form's choices: the expo days (with their weekdays) and the mainland regions."""
+    lang = lang_of(request)
+    days = []
+    for day in expo_days(await edition_of(me.ctx)):
+        weekday = WEEKDAYS[lang][datetime.fromisoformat(day).weekday()]
+        days.append((day, f"{day}（星期{weekday}）" if lang == "zh" else f"{day} ({weekday})"))
+    return {"values": values, "days": days, "provinces": list(validation.MAINLAND_PROVINCES.values())}
+
+
+@router.get("/people/new")
+async def person_form(request: Request, me: LoggedIn) -> Response:
+    account = await me.account()
+    if not account["unit_id"]:
+        return redirect("/portal/unit?notice=unit_first")
+    context = await _person_context(
+        request, me, {"nationality": "CN", "delivery_method": "mission_collection"}
+    )
+    if context["days"]:  # the opening day, unless the buyer picks another
+        context["values"]["entrance_date"] = context["days"][0][0]
+    return page(request, "portal/person_new.html", context)
+
+
+@router.post("/people/new")
+async def person_post(request: Request, me: LoggedIn) -> Response:
+    """Register the person (``POST /v1/units/{id}/people``), then send the photo chosen in the same form
+    to the presigned URL the answer carries and have it checked (``.../photo-confirm``). A refused
+    photo leaves the person registered: the photo page then asks for another."""
+    async with request.form() as form:
+        check_csrf(request, form)
+        values = texts(form)
+        photo = await file_of(form, "photo")
+    account = await me.account()
+    if not account["unit_id"]:
+        return redirect("/portal/unit?notice=unit_first")
+    if isinstance(photo, FormErrors):  # said before the person is registered
+        context = await _person_context(request, me, values)
+        return refused_page(request, "portal/person_new.html", photo, context, PERSON_FIELDS)
+    try:
+        person = await me.registration.call(
+            "POST", f"/v1/units/{account['unit_id']}/people", json=person_body(values)
+        )
+    except FormErrors as refused:
+        context = await _person_context(request, me, values)
+        return refused_page(request, "portal/person_new.html", refused, context, PERSON_FIELDS)
+    registration_id = person["registration_id"]
+    if photo is None:
+        return redirect(f"/portal/registrations/{registration_id}/photo")
+    refused_photo = await send_photo(me, registration_id, person["photo_upload"], photo.data)
+    if refused_photo is not None:
+        return photo_page(request, person, refused_photo, registered=True)
+    return redirect(f"/portal/registrations/{registration_id}?notice=person_registered")
+
+
+async def send_photo(
+    me: Buyer, registration_id: str, upload: dict[str, Any] | None, data: bytes
+) -> FormErrors | None:
+    """Upload the photo and have the API check it; the refusal (beside the photo input) if any."""
+    try:
+        if upload is None:
+            upload = await me.registration.call("POST", f"/v1/registrations/{registration_id}/photo-upload")
+        await put_object(me.ctx, upload, data)
+        await me.registration.call("POST", f"/v1/registrations/{registration_id}/photo-confirm")
+    except FormErrors as refused:
+        if refused.status == 401:
+            raise
+        return FormErrors({"photo": _first(refused.errors)}, refused.status)
+    except httpx.HTTPError as exc:
+        log.warning("photo of %s not uploaded: %s %s", registration_id, type(exc).__name__, exc)
+        return invalid(
+            "photo",
+            "photo_upload_failed",
+            "照片上传失败，请重试",
+            "the photo could not be uploaded: please try again",
+        )
+    return None
+
+
+def photo_page(
+    request: Request, person: dict[str, Any], refused: FormErrors | None = None, *, registered: bool = False
+) -> HTMLResponse:
+    context: dict[str, Any] = {"person": person, "registered": registered}
+    if refused is not None:
+        context["errors"] = refused.errors
+    return page(request, "portal/photo.html", context, status_code=refused.status if refused else 200)
+
+
+@router.get("/registrations/{registration_id}/photo")
+async def photo_form(request: Request, registration_id: str, me: LoggedIn) -> HTMLResponse:
+    person = await me.registration.call("GET", f"/v1/registrations/{registration_id}")
+    return photo_page(request, person)
+
+
+@router.post("/registrations/{registration_id}/photo")
+async def photo_post(request: Request, registration_id: str, me: LoggedIn) -> Response:
+    """A photo on its own: a fresh upload URL (``.../photo-upload``), the upload, the check."""
+    async with request.form() as form:
+        check_csrf(request, form)
+        photo = await file_of(form, "photo")
+    person = await me.registration.call("GET", f"/v1/registrations/{registration_id}")
+    if photo is None:
+        photo = invalid("photo", "photo_required", "请选择照片文件", "choose the photo file")
+    if isinstance(photo, FormErrors):
+        return photo_page(request, person, photo)
+    refused = await send_photo(me, registration_id, None, photo.data)
+    if refused is not None:
+        return photo_page(request, person, refused)
+    return redirect(f"/portal/registrations/{registration_id}?notice=photo_uploaded")
+
+
+@router.get("/registrations/{registration_id}")
+async def registration_page(request: Request, registration_id: str, me: LoggedIn) -> HTMLResponse:
+    """A person's timeline (``.../timeline``) and, once a card exists, its delivery and tracking from
+    the certificate service (which may be down: the rest of the page still shows)."""
+    person = await me.registration.call("GET", f"/v1/registrations/{registration_id}")
+    timeline = await me.registration.call("GET", f"/v1/registrations/{registration_id}/timeline")
+    card: dict[str, Any] | None = None
+    tracking: dict[str, Any] | None = None
+    card_unavailable = False
+    if RegistrationStatus(timeline["status"]["code"]) in CARD_STATUSES:
+        base = f"/v1/registrations/{registration_id}/certificate"
+        try:
+            card = await me.certificate.call("GET", base)
+            if card and card.get("tracking_no"):
+                tracking = await me.certificate.call("GET", f"{base}/tracking")
+        except FormErrors as refused:
+            if refused.status == 401:
+                raise
+        except httpx.HTTPError as exc:
+            log.warning("certificate of %s unavailable: %s", registration_id, type(exc).__name__)
+            card_unavailable = True
+    return page(
+        request,
+        "portal/registration.html",
+        {
+            "person": person,
+            "timeline": timeline,
+            "card": card,
+            "tracking": tracking,
+            "card_unavailable": card_unavailable,
+        },
+    )
+
+
+# ------------------------------------------------------------------------------------------ payment
+
+
+async def _pay_context(me: Buyer, values: dict[str, Any]) -> dict[str, Any]:
+    account, unit, people = await me.unit_and_people()
+    edition = await edition_of(me.ctx)
+    return {
+        "account": account,
+        "unit": unit,
+        "unpaid": [p for p in people if p["status"]["code"] == RegistrationStatus.UNPAID],
+        "fees": edition["fees_fen"],
+        "deadlines": edition["payment"],
+        "values": values,
+    }
+
+
+@router.get("/pay")
+async def pay_form(request: Request, me: LoggedIn) -> HTMLResponse:
+    context = await _pay_context(me, {"method": "qr", "qr_channel": "unionpay"})
+    context["values"]["registration_ids"] = [p["registration_id"] for p in context["unpaid"]]
+    # One attempt of this form: posting it twice (a double click, a reload) makes one order.
+    context["values"]["attempt"] = secrets.token_urlsafe(12)
+    return page(request, "portal/pay.html", context)
+
+
+def idempotency_key(request: Request, values: dict[str, Any]) -> str:
+    """The same form post gives the same key (the API then answers the order it made for it)."""
+    parts = [
+        request.cookies.get(CSRF_COOKIE, ""),
+        str(values.get("attempt", "")),
+        str(values.get("method", "")),
+        str(values.get("qr_channel", "")),
+        ",".join(sorted(values.get("registration_ids", []))),
+    ]
+    return "portal-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+@router.post("/pay")
+async def pay(request: Request, me: LoggedIn) -> Response:
+    """``POST {payment}/v1/orders`` for the people chosen, by the method chosen: a QR code or a
+    transfer's details on the order's page; B2B to the gateway from there."""
+    form = await request.form()
+    check_csrf(request, form)
+    values: dict[str, Any] = texts(form)
+    values["registration_ids"] = [str(v) for v in form.getlist("registration_ids") if isinstance(v, str)]
+    fields = {"registration_ids", "method", "qr_channel"}
+    if not values["registration_ids"]:
+        none_chosen = invalid(
+            "registration_ids", "nobody_chosen", "请选择要缴费的人员", "choose who to pay for"
+        )
+        return refused_page(request, "portal/pay.html", none_chosen, await _pay_context(me, values), fields)
+    account = await me.account()
+    method = values.get("method") or "qr"
+    body = {
+        "unit_id": account["unit_id"] or "",
+        "registration_ids": values["registration_ids"],
+        "method": method,
+        "qr_channel": optional(values.get("qr_channel")) if method == "qr" else None,
+    }
+    try:
+        order = await me.payment.call(
+            "POST", "/v1/orders", json=body, headers={"Idempotency-Key": idempotency_key(request, values)}
+        )
+    except FormErrors as refused:
+        return refused_page(request, "portal/pay.html", refused, await _pay_context(me, values), fields)
+    return redirect(f"/portal/orders/{order['order_no']}")
+
+
+def qr_svg(payload: str, title: str) -> Markup:
+    """The QR code a phone scans to pay, as inline SVG (no image request, no JavaScript)."""
+    svg = segno.make(payload, error="m").svg_inline(scale=5, border=2, title=title, svgclass="qr-code")
+    return Markup(svg)  # noqa: S704 - segno writes the SVG and escapes the title
+
+
+async def _order_context(me: Buyer, order_no: str) -> dict[str, Any]:
+    order = await me.payment.call("GET", f"/v1/orders/{order_no}")
+    _, _, people = await me.unit_and_people()
+    names = {p["registration_id"]: p["name"] for p in people}
+    waiting = order["status"] == "awaiting_payment"
+    context: dict[str, Any] = {"order": order, "names": names}
+    if waiting and order["method"] == "qr" and order["qr_payload"]:
+        context["qr"] = qr_svg(order["qr_payload"], f"{order['order_no']}")
+    return context
+
+
+@router.get("/orders/{order_no}")
+async def order_page(request: Request, order_no: str, me: LoggedIn) -> HTMLResponse:
+    """The order's status (reload to follow it), with the QR code, the B2B gateway's button or the
+    transfer's voucher upload while it waits for payment."""
+    return page(request, "portal/order.html", await _order_context(me, order_no))
+
+
+VOUCHER_TYPES = {"application/pdf": "application/pdf", "image/jpeg": "image/jpeg", "image/jpg": "image/jpeg"}
+VOUCHER_SUFFIXES = {".pdf": "application/pdf", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+@router.post("/orders/{order_no}/voucher")
+async def voucher_post(request: Request, order_no: str, me: LoggedIn) -> Response:
+    """The transfer's remittance voucher (PDF or JPEG), handed to finance."""
+    async with request.form() as form:
+        check_csrf(request, form)
+        voucher = await file_of(form, "voucher")
+    refused: FormErrors | None
+    if voucher is None:
+        refused = invalid("voucher", "voucher_required", "请选择汇款凭证文件", "choose the voucher file")
+    elif isinstance(voucher, FormErrors):
+        refused = voucher
+    elif (
+        content_type := VOUCHER_TYPES.get(voucher.content_type) or VOUCHER_SUFFIXES.get(voucher.suffix)
+    ) is None:
+        refused = invalid(
+            "voucher", "voucher_format", "汇款凭证须为PDF或JPEG文件", "the voucher must be a PDF or JPEG file"
+        )
+    else:
+        refused = await send_voucher(me, order_no, voucher.data, content_type)
+    if refused is not None:
+        context = await _order_context(me, order_no) | {"errors": refused.errors}
+        return page(request, "portal/order.html", context, status_code=refused.status)
+    return redirect(f"/portal/orders/{order_no}?notice=voucher_uploaded")
+
+
+async def send_voucher(me: Buyer, order_no: str, data: bytes, content_type: str) -> FormErrors | None:
+    """An upload URL (``.../voucher-upload``), the upload, then ``.../voucher``; the refusal (beside
+    the file input) if any."""
+    try:
+        target = await me.payment.call(
+            "POST", f"/v1/orders/{order_no}/voucher-upload", json={"content_type": content_type}
+        )
+        await put_object(me.ctx, target, data)
+        await me.payment.call(
+            "POST", f"/v1/orders/{order_no}/voucher", json={"voucher_key": target["voucher_key"]}
+        )
+    except FormErrors as refused:
+        if refused.status in (401, 404):
+            raise
+        return FormErrors({"voucher": _first(refused.errors)}, refused.status)
+    except httpx.HTTPStatusError as exc:  # the object store refused the upload
+        log.warning("voucher of %s not uploaded: %s", order_no, exc)
+        return invalid(
+            "voucher",
+            "voucher_upload_failed",
+            "汇款凭证上传失败，请重试",
+            "the voucher could not be uploaded: try again",
+        )
+    return None

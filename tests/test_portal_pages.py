@@ -1,0 +1,744 @@
+"""The buyer portal (``/portal``) as a buyer meets it, through its HTML: signing up and logging in,
+refusals beside the input that caused them in the page's language with everything typed kept, the form
+token, a person registered with a photo, the progress page, and paying by QR code, B2B and transfer.
+
+The registration service runs in process (httpx's ASGI transport) on its own SQLite database, with the
+session's SeaweedFS as the object store (tests/object_store.py) and Temporal's time-skipping server,
+where the workflows it starts wait. The portal's pages call the registration API over HTTP as in
+production, here through the same transport; the payment service runs in process too (with the sandbox
+gateway, and a stand-in order workflow on a Temporal server of its own), and the certificate service is
+a stand-in answering a card and its tracking. The browser is an httpx client keeping cookies.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import update
+from temporalio import workflow
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from deploy.local.demo import demo_credit_code, demo_id_number, demo_photo
+from services.payment import api as payment_api
+from services.payment import sandbox_gateway
+from services.registration import api
+from services.registration.models import PersonRegistration, RegistrationEvent
+from shared import auth as shared_auth
+from shared import contracts as c
+from shared.catalogue import current_edition, load_edition, years_until_open
+from shared.db import utcnow
+from shared.service import ServiceContext
+from shared.settings import Settings, get_settings
+from shared.temporal import WORKFLOW_TASK_QUEUE
+from shared.types import OrderStatus, RegistrationStatus
+from tests.object_store import SeaweedFS
+from tests.service_env import service_context
+from tests.workflow_env import time_skipping_environment
+
+REHEARSAL = years_until_open(load_edition("ciie6"), utcnow())  # registration open today
+REGISTRATION = "http://registration.test"
+PAYMENT = "http://payment.test"
+CERTIFICATE = "http://certificate.test"
+GATEWAY = "http://gateway.test"
+PASSWORD = "Expo-portal-2023"
+
+
+# ------------------------------------------------------------------------------------------ pages
+
+
+class _Reader(HTMLParser):
+    """Collects each element's text by id, and the values a form would send."""
+
+    VOID: ClassVar[set[str]] = {"input", "br", "img", "meta", "link", "hr", "path"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[tuple[str, str | None]] = []
+        self.texts: dict[str, list[str]] = {}
+        self.inputs: dict[str, list[str]] = {}
+        self.select: str | None = None
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        element_id = attributes.get("id")
+        if element_id:
+            self.ids.add(element_id)
+            self.texts.setdefault(element_id, [])
+        name = attributes.get("name")
+        if tag == "input" and name:
+            kind = attributes.get("type", "text")
+            if kind not in ("checkbox", "radio") or "checked" in attributes:
+                self.inputs.setdefault(name, []).append(attributes.get("value") or "")
+        if tag == "select":
+            self.select = name
+        if tag == "option" and self.select and "selected" in attributes:
+            self.inputs.setdefault(self.select, []).append(attributes.get("value") or "")
+        if tag not in self.VOID:
+            self.open.append((tag, element_id))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.open.pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self.select = None
+        for index in range(len(self.open) - 1, -1, -1):
+            if self.open[index][0] == tag:
+                del self.open[index:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        for _, element_id in self.open:
+            if element_id:
+                self.texts[element_id].append(data)
+
+
+@dataclass
+class Page:
+    """A page as a buyer sees it."""
+
+    response: httpx.Response
+    reader: _Reader = field(default_factory=_Reader)
+
+    def __post_init__(self) -> None:
+        self.reader.feed(self.response.text)
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    @property
+    def html(self) -> str:
+        return self.response.text
+
+    def text(self, element_id: str) -> str:
+        """The text of the element with this id, its whitespace collapsed."""
+        assert element_id in self.reader.ids, f"no #{element_id} on the page:\n{self.html}"
+        return " ".join("".join(self.reader.texts[element_id]).split())
+
+    def has(self, element_id: str) -> bool:
+        return element_id in self.reader.ids
+
+    def value(self, name: str) -> str:
+        """What the form would send for ``name`` as shown (the first value)."""
+        values = self.reader.inputs.get(name, [])
+        return values[0] if values else ""
+
+    def values(self, name: str) -> list[str]:
+        return self.reader.inputs.get(name, [])
+
+    def error(self, name: str) -> str:
+        """The message beside the input ``name``."""
+        return self.text(f"f-{name}-error")
+
+    @property
+    def csrf(self) -> str:
+        return self.value("csrf")
+
+
+def page_of(response: httpx.Response) -> Page:
+    return Page(response)
+
+
+# ------------------------------------------------------------------------------------------ stand-ins
+
+
+@dataclass
+class Certificates:
+    """The certificate service's buyer routes: the card and tracking of registrations given here."""
+
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tracking: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tokens: list[str] = field(default_factory=list)
+    down: bool = False  # every route answers 503
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+        missing = {"code": "not_found", "message": "certificate not found", "message_zh": "未找到证件"}
+
+        @app.get("/v1/registrations/{registration_id}/certificate")
+        async def card(registration_id: str, request: Request) -> JSONResponse:
+            self.tokens.append(request.headers.get("authorization", ""))
+            if self.down:
+                return JSONResponse({"code": "unavailable"}, status_code=503)
+            found = self.cards.get(registration_id)
+            return JSONResponse(found) if found else JSONResponse(missing, status_code=404)
+
+        @app.get("/v1/registrations/{registration_id}/certificate/tracking")
+        async def tracking(registration_id: str) -> JSONResponse:
+            found = self.tracking.get(registration_id)
+            return JSONResponse(found) if found else JSONResponse(missing, status_code=404)
+
+        return app
+
+
+@workflow.defn(name="PaymentOrder")
+class OrderStandIn:
+    """Stands in for the PaymentOrder workflow: takes a transfer's voucher, as the real one does."""
+
+    def __init__(self) -> None:
+        self.vouchers: list[str] = []
+
+    @workflow.run
+    async def run(self, start: c.PaymentOrderStart) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update(name=c.UPDATE_UPLOAD_VOUCHER)
+    async def upload_voucher(self, upload: c.VoucherUpload) -> c.DecisionResult:
+        self.vouchers.append(upload.voucher_key)
+        return c.DecisionResult(status=OrderStatus.AWAITING_CONFIRMATION.value)
+
+    @workflow.query(name="vouchers")
+    def seen(self) -> list[str]:
+        return list(self.vouchers)
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+
+@dataclass
+class Portal:
+    ctx: ServiceContext
+    browser: httpx.AsyncClient
+    settings: Settings
+    certificates: Certificates
+
+    async def get(self, path: str, **kwargs: Any) -> Page:
+        return page_of(await self.browser.get(path, **kwargs))
+
+    async def post(self, path: str, data: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        """A form post as the browser sends it: with the form token of the form it came from."""
+        return await self.browser.post(path, data={"csrf": self.form_token} | data, **kwargs)
+
+    @property
+    def form_token(self) -> str:
+        token = self.browser.cookies.get("expo_csrf")
+        assert token, "open a form first: its page sets the form token's cookie"
+        return token
+
+    @property
+    def buyer(self) -> dict[str, str]:
+        """The logged-in buyer's Authorization header, to check what the API now says."""
+        return {"Authorization": f"Bearer {self.browser.cookies.get('expo_buyer')}"}
+
+    @property
+    def expo_days(self) -> list[str]:
+        edition = current_edition(self.settings)
+        first = edition.local(edition.deadlines.expo_opens).date()
+        last = edition.local(edition.deadlines.expo_closes).date()
+        return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, seaweedfs: SeaweedFS) -> Settings:
+    return Settings(
+        **seaweedfs.settings,
+        data_dir=tmp_path,
+        edition_year_shift=REHEARSAL,
+        registration_url=REGISTRATION,
+        payment_url=PAYMENT,
+        certificate_url=CERTIFICATE,
+        gateway_url=GATEWAY,
+    )
+
+
+@pytest.fixture
+async def portal(settings: Settings, seaweedfs: SeaweedFS) -> AsyncIterator[Portal]:
+    certificates = Certificates()
+    async with time_skipping_environment() as env:
+        http = httpx.AsyncClient(
+            mounts={
+                REGISTRATION: httpx.ASGITransport(app=api.app),
+                PAYMENT: httpx.ASGITransport(app=payment_api.app),
+                CERTIFICATE: httpx.ASGITransport(app=certificates.app()),
+            }
+        )
+        async with service_context(
+            "registration", settings, temporal=env.client, http=http, store=seaweedfs.store
+        ) as ctx:
+            api.app.state.ctx = ctx
+            transport = httpx.ASGITransport(app=api.app)
+            async with httpx.AsyncClient(transport=transport, base_url=REGISTRATION) as browser:
+                yield Portal(ctx, browser, settings, certificates)
+
+
+@pytest.fixture
+def sandbox(settings: Settings) -> Iterator[sandbox_gateway.SandboxState]:
+    """The sandbox gateway with our merchant's key (nobody pays here: no callbacks)."""
+    sandbox_gateway.app.dependency_overrides[get_settings] = lambda: settings
+    try:
+        yield sandbox_gateway.STATE
+    finally:
+        sandbox_gateway.app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def payment(
+    portal: Portal, settings: Settings, seaweedfs: SeaweedFS, sandbox: sandbox_gateway.SandboxState
+) -> AsyncIterator[WorkflowEnvironment]:
+    """The payment service in process, asking the registration service in process who the buyer is;
+    its order workflows are stand-ins on a Temporal server of their own (answered: the order's env)."""
+    shared_auth.clear_cache()
+    http = httpx.AsyncClient(
+        mounts={
+            REGISTRATION: httpx.ASGITransport(app=api.app),
+            GATEWAY: httpx.ASGITransport(app=sandbox_gateway.app),
+        }
+    )
+    async with (
+        time_skipping_environment() as env,
+        Worker(
+            env.client,
+            task_queue=WORKFLOW_TASK_QUEUE,
+            workflows=[OrderStandIn],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ),
+        service_context("payment", settings, temporal=env.client, http=http, store=seaweedfs.store) as ctx,
+    ):
+        payment_api.app.state.ctx = ctx
+        yield env
+
+
+# ------------------------------------------------------------------------------------------ steps
+
+
+async def sign_up(portal: Portal, email: str, kind: str = "unit") -> httpx.Response:
+    form = await portal.get("/portal/signup")
+    assert form.status == 200 and form.csrf
+    return await portal.post(
+        "/portal/signup",
+        {
+            "kind": kind,
+            "email": email,
+            "mobile": "13812345678",
+            "password": PASSWORD,
+            "password_confirm": PASSWORD,
+        },
+    )
+
+
+def unit_form(**changes: str) -> dict[str, str]:
+    form = {
+        "kind": "enterprise", "name": "宁波港城贸易有限公司", "mission.affiliation": "residence",
+        "credit_code": demo_credit_code("330203"), "address": "宁波市海曙区中山西路1号", "industry": "批发和零售业",
+        "contact.name": "林芳", "contact.mobile": "13800000003", "contact.email": "lin@ningbo-trade.example.com",
+    }  # fmt: skip
+    return form | changes
+
+
+def person_form(portal: Portal, **changes: str) -> dict[str, str]:
+    form = {
+        "name": "林晓", "id_type": "resident_id", "id_number": demo_id_number("19880808"), "nationality": "CN",
+        "mobile": "13900005555", "email": "lin.xiao@ningbo-trade.example.com", "job_title": "采购经理",
+        "personnel_label": "purchaser", "entrance_date": portal.expo_days[0],
+        "delivery_method": "mission_collection",
+    }  # fmt: skip
+    return form | changes
+
+
+async def with_unit(portal: Portal, email: str) -> str:
+    """A new unit account, logged in, with its unit registered: the unit's id."""
+    assert (await sign_up(portal, email)).status_code == 303
+    await portal.get("/portal/unit")
+    registered = await portal.post("/portal/unit", unit_form())
+    assert registered.status_code == 303, registered.text
+    me = await portal.browser.get("/v1/accounts/me", headers=portal.buyer)
+    unit_id: str = me.json()["unit_id"]
+    return unit_id
+
+
+async def add_person(portal: Portal, photo: bytes | None, **changes: str) -> httpx.Response:
+    await portal.get("/portal/people/new")
+    files = {"photo": ("photo.jpg", photo, "image/jpeg")} if photo is not None else None
+    return await portal.post("/portal/people/new", person_form(portal, **changes), files=files)
+
+
+def registration_id(response: httpx.Response) -> str:
+    found = re.search(r"/portal/registrations/(R\w+)", response.headers.get("location", "") + response.text)
+    assert found, response.text
+    return found.group(1)
+
+
+async def set_status(portal: Portal, status: RegistrationStatus, *registration_ids: str) -> None:
+    """Where the workflows (not running here) would have moved the people by now."""
+    async with portal.ctx.db.transaction() as session:
+        await session.execute(
+            update(PersonRegistration)
+            .where(PersonRegistration.id.in_(registration_ids))
+            .values(status=status, deadline=utcnow() + timedelta(days=10))
+        )
+
+
+# ------------------------------------------------------------------------------------------ tests
+
+
+async def test_signing_up_and_logging_in_keep_the_login_in_a_cookie_and_land_on_the_home_page(
+    portal: Portal,
+) -> None:
+    signed_up = await sign_up(portal, "buyer@dongfang-trade.example")
+    assert signed_up.status_code == 303 and signed_up.headers["location"] == "/portal?notice=welcome"
+    cookie = signed_up.headers["set-cookie"].lower()
+    assert cookie.startswith("expo_buyer=") and "httponly" in cookie and "max-age=43200" in cookie
+    home = await portal.get(signed_up.headers["location"])
+    assert home.status == 200
+    assert "请先登记单位信息" in home.html and home.has("register-unit")  # nothing registered yet
+    assert "buyer@dongfang-trade.example" in home.html
+
+    logged_out = await portal.post("/portal/logout", {})
+    assert logged_out.status_code == 303
+    assert not portal.browser.cookies.get("expo_buyer")
+    # Without a login a page sends the buyer to log in, and back afterwards.
+    away = await portal.browser.get("/portal/pay")
+    assert (away.status_code, away.headers["location"]) == (303, "/portal/login?next=%2Fportal%2Fpay")
+    login = await portal.get(away.headers["location"])
+    assert login.value("next") == "/portal/pay"
+    back = await portal.post(
+        "/portal/login?next=%2Fportal%2Fpay",
+        {"login": "buyer@dongfang-trade.example", "password": PASSWORD, "next": login.value("next")},
+    )
+    assert (back.status_code, back.headers["location"]) == (303, "/portal/pay")
+    assert "httponly" in back.headers["set-cookie"].lower()
+    assert (await portal.get("/portal")).status == 200
+    # Only the portal's own pages are a place to go back to: never another site.
+    elsewhere = await portal.post(
+        "/portal/login",
+        {"login": "buyer@dongfang-trade.example", "password": PASSWORD, "next": "//evil.example"},
+    )
+    assert elsewhere.headers["location"] == "/portal"
+
+
+async def test_a_login_the_api_no_longer_accepts_goes_back_to_the_login_page(portal: Portal) -> None:
+    await portal.get("/portal/login")
+    portal.browser.cookies.set("expo_buyer", "not-a-token", domain="registration.test")
+    away = await portal.browser.get("/portal/unit")
+    assert (away.status_code, away.headers["location"]) == (303, "/portal/login?next=%2Fportal%2Funit")
+    assert 'expo_buyer=""' in away.headers["set-cookie"]  # the dead token is forgotten
+
+
+async def test_a_wrong_password_is_refused_beside_the_form_in_the_pages_language(portal: Portal) -> None:
+    await sign_up(portal, "lin@ningbo-trade.example.com")
+    await portal.post("/portal/logout", {})
+    await portal.get("/portal/login")
+    typed = {"login": "lin@ningbo-trade.example.com", "password": "not-the-password-1"}
+    refused = page_of(await portal.post("/portal/login", typed))
+    assert refused.status == 400
+    assert refused.text("form-error") == "账户或密码错误"
+    assert refused.value("login") == "lin@ningbo-trade.example.com"  # kept
+    assert refused.value("password") == ""  # never sent back
+    assert not portal.browser.cookies.get("expo_buyer")
+
+    english = page_of(await portal.post("/portal/login?lang=en", typed))
+    assert english.text("form-error") == "wrong login or password"
+    assert '<html lang="en">' in english.html
+    # The choice of language stays with the browser, and the page links back to Chinese.
+    again = await portal.get("/portal/login")
+    assert '<html lang="en">' in again.html and 'href="?lang=zh"' in again.html
+
+
+async def test_a_bad_credit_code_comes_back_beside_its_input_with_everything_typed_kept(
+    portal: Portal,
+) -> None:
+    await sign_up(portal, "lin@ningbo-trade.example.com")
+    form = await portal.get("/portal/unit")
+    assert form.status == 200
+    assert form.html.count('data-check="/portal/check/credit-code?lang=zh"') == 1
+    typed = unit_form(credit_code="91330203MA2ABCDEF0")  # its check character is wrong
+    refused = page_of(await portal.post("/portal/unit", typed))
+    assert refused.status == 422
+    assert refused.error("credit_code") == "统一社会信用代码无效，请核对后重新填写"
+    assert 'aria-invalid="true"' in refused.html
+    for name in (
+        "name",
+        "address",
+        "industry",
+        "contact.name",
+        "contact.mobile",
+        "contact.email",
+        "credit_code",
+    ):
+        assert refused.value(name) == typed[name], name
+    assert refused.value("mission.affiliation") == "residence" and refused.value("kind") == "enterprise"
+    assert "请修改以下内容" in refused.text("error-summary")
+
+    # As one types: the same check, in the page's language, without a post.
+    checked = await portal.browser.get("/portal/check/credit-code", params={"value": "91330203MA2ABCDEF0"})
+    assert checked.json() == {"ok": False, "message": "统一社会信用代码无效，请核对后重新填写"}
+    english = await portal.browser.get(
+        "/portal/check/credit-code", params={"value": "91330203MA2ABCDEF0", "lang": "en"}
+    )
+    assert english.json()["ok"] is False and english.json()["message"].startswith("not a valid")
+    valid = unit_form()["credit_code"]
+    assert (await portal.browser.get("/portal/check/credit-code", params={"value": valid})).json()[
+        "ok"
+    ] is True
+
+    # An invalid email is named by the request validation: its own message, beside its input.
+    refused = page_of(await portal.post("/portal/unit", unit_form(**{"contact.email": "lin@"})))
+    assert refused.error("contact.email") == "此项填写有误，请核对" and refused.text("form-error")
+
+    registered = await portal.post("/portal/unit", unit_form(credit_code=valid))
+    assert (registered.status_code, registered.headers["location"]) == (303, "/portal?notice=unit_registered")
+    home = await portal.get(registered.headers["location"])
+    assert home.text("unit-heading") == "宁波港城贸易有限公司"
+    assert home.text("unit-status") == "交易团审核中"
+    assert "宁波" in home.text("unit-mission")  # Ningbo has its own mission
+    assert home.has("add-person")
+    again = await portal.get("/portal/unit")  # once registered: its data, to change
+    assert again.value("credit_code") == valid and again.value("contact.email") == typed["contact.email"]
+    assert again.text("unit-submit") == "保存修改并重新提交审核"
+
+
+async def test_an_overseas_unit_gives_its_country_registration_number_and_mission(portal: Portal) -> None:
+    await sign_up(portal, "anna@schmidt-handel.example.de")
+    form = await portal.get("/portal/unit?lang=en")
+    assert '<option value="shanghai">' in form.html  # the missions an overseas unit may join
+    overseas = unit_form(
+        **{"mission.affiliation": "overseas", "name": "Schmidt Handel GmbH", "country": "de"}
+    )
+    refused = page_of(await portal.post("/portal/unit", overseas))  # no registration number, no mission
+    assert refused.error("registration_no") == "an overseas unit needs its registration number"
+    assert refused.value("country") == "de" and refused.value("mission.affiliation") == "overseas"
+    overseas |= {"registration_no": "HRB 123456", "mission.mission": "shanghai"}
+    registered = await portal.post("/portal/unit", overseas)
+    assert registered.status_code == 303, registered.text
+    home = await portal.get("/portal")
+    assert home.text("unit-mission").startswith("Shanghai")
+    unit = (await portal.browser.get("/v1/accounts/me", headers=portal.buyer)).json()
+    shown = (await portal.browser.get(f"/v1/units/{unit['unit_id']}", headers=portal.buyer)).json()
+    assert (shown["country"], shown["foreign_registration_no"], shown["credit_code"]) == (
+        "DE",
+        "HRB 123456",
+        None,
+    )
+
+
+async def test_a_post_without_the_form_token_is_refused(portal: Portal) -> None:
+    await sign_up(portal, "lin@ningbo-trade.example.com")
+    await portal.get("/portal/unit")
+    for sent in ({}, {"csrf": "forged"}):
+        refused = page_of(await portal.browser.post("/portal/unit", data=unit_form() | sent))
+        assert refused.status == 403
+        assert refused.text("problem-message") == "表单已过期或来源不明，请刷新页面后重新提交"
+        assert refused.has("reload-form")
+    me = await portal.browser.get("/v1/accounts/me", headers=portal.buyer)
+    assert me.json()["unit_id"] is None  # nothing was registered
+
+
+async def test_a_person_registered_with_a_photo_ends_with_photo_uploaded(portal: Portal) -> None:
+    unit_id = await with_unit(portal, "lin@ningbo-trade.example.com")
+    form = await portal.get("/portal/people/new")
+    assert form.values("entrance_date") == [portal.expo_days[0]]
+    for day in portal.expo_days:  # the expo's days are offered, and only those
+        assert f'<option value="{day}"' in form.html
+    registered = await add_person(portal, demo_photo("林晓"))
+    assert registered.status_code == 303, registered.text
+    rid = registration_id(registered)
+    person = (await portal.browser.get(f"/v1/registrations/{rid}", headers=portal.buyer)).json()
+    assert person["photo_uploaded"] is True and person["unit_id"] == unit_id
+    shown = await portal.get(registered.headers["location"])
+    assert shown.text("photo-state") == "已上传" and "照片已上传" in shown.html
+
+    # A photo too small is refused beside the photo input; the person stays registered.
+    small = await add_person(
+        portal, demo_photo("李娜", size=(200, 280)), name="李娜", id_number=demo_id_number("19900728")
+    )
+    refused = page_of(small)
+    assert refused.status == 422
+    assert refused.error("photo") == "照片尺寸不小于295×413像素"
+    second = registration_id(small)
+    assert refused.text("registered-notice").startswith("已登记该人员")
+    assert (await portal.browser.get(f"/v1/registrations/{second}", headers=portal.buyer)).json()[
+        "photo_uploaded"
+    ] is False
+    # The photo alone, on its own page.
+    alone = await portal.get(f"/portal/registrations/{second}/photo")
+    assert alone.has("photo-form")
+    sent = await portal.browser.post(
+        f"/portal/registrations/{second}/photo",
+        data={"csrf": alone.csrf},
+        files={"photo": ("photo.jpg", demo_photo("李娜"), "image/jpeg")},
+    )
+    assert sent.headers["location"] == f"/portal/registrations/{second}?notice=photo_uploaded"
+    assert (await portal.browser.get(f"/v1/registrations/{second}", headers=portal.buyer)).json()[
+        "photo_uploaded"
+    ] is True
+    people = (await portal.browser.get(f"/v1/units/{unit_id}/people", headers=portal.buyer)).json()
+    assert [p["name"] for p in people] == ["林晓", "李娜"]
+
+
+async def test_an_express_address_is_refused_beside_its_input_with_everything_kept(portal: Portal) -> None:
+    await with_unit(portal, "lin@ningbo-trade.example.com")
+    address = {
+        "delivery_method": "express", "delivery_address.recipient": "林晓", "delivery_address.mobile": "13900005555",
+        "delivery_address.province": "浙江省", "delivery_address.city": "宁波市", "delivery_address.district": "海曙区",
+        "delivery_address.detail": "中山西路1号", "delivery_address.postal_code": "315000",
+    }  # fmt: skip
+    refused = page_of(await add_person(portal, demo_photo("林晓"), **address))  # the six months unconfirmed
+    assert refused.status == 422
+    assert refused.error("delivery_address.valid_for_six_months") == "请确认该收件地址在未来6个月内有效"
+    for name, value in address.items():
+        assert refused.value(name) == value, name
+    assert refused.value("name") == "林晓" and refused.value("entrance_date") == portal.expo_days[0]
+    assert "请重新选择照片" in refused.html  # a browser cannot keep a chosen file: the page says so
+    confirmed = await add_person(
+        portal, demo_photo("林晓"), **address, **{"delivery_address.valid_for_six_months": "yes"}
+    )
+    assert confirmed.status_code == 303, confirmed.text
+    person = (
+        await portal.browser.get(f"/v1/registrations/{registration_id(confirmed)}", headers=portal.buyer)
+    ).json()
+    assert person["delivery_address"]["province"] == "浙江省" and person["photo_uploaded"] is True
+
+
+async def test_the_progress_page_shows_the_status_next_action_and_the_certificate(portal: Portal) -> None:
+    await with_unit(portal, "lin@ningbo-trade.example.com")
+    rid = registration_id(await add_person(portal, demo_photo("林晓")))
+    async with portal.ctx.db.transaction() as session:  # the step the workflow writes first
+        session.add(
+            RegistrationEvent(
+                registration_id=rid, seq=1, step="submitted", status=RegistrationStatus.SUBMITTED,
+                at=datetime(2023, 9, 1, 2, 30, tzinfo=UTC), detail={},
+            )
+        )  # fmt: skip
+    shown = await portal.get(f"/portal/registrations/{rid}")
+    assert shown.status == 200
+    assert shown.text("status") == "单位审核中"
+    assert shown.text("next-action") == "等待交易团审核单位信息"
+    assert "2023-09-01 10:30（北京时间）" in shown.text("timeline")  # Beijing time
+    assert not shown.has("certificate")
+
+    english = await portal.get(f"/portal/registrations/{rid}?lang=en")
+    assert english.text("status") == "Unit under review"
+    assert english.text("next-action") == "Wait for the trade mission to review your unit"
+    assert "2023-09-01 10:30 Beijing time" in english.text("timeline")
+
+    # Once the card is made and sent: its delivery and the courier's tracking, asked with the buyer's login.
+    await set_status(portal, RegistrationStatus.SHIPPED, rid)
+    portal.certificates.cards[rid] = {
+        "certificate_no": "B06-0000001", "edition": "ciie6", "revoked": False, "delivery_method": "express",
+        "carrier": "SANDBOX-EXPRESS", "tracking_no": "SX100200300", "dispatched_at": "2023-10-20T02:00:00Z",
+        "activations": [],
+    }  # fmt: skip
+    portal.certificates.tracking[rid] = {
+        "certificate_no": "B06-0000001", "tracking_no": "SX100200300",
+        "events": [{"status": "picked_up", "description_zh": "快递员已揽收", "description_en": "Picked up by the courier",
+                    "location": "上海", "occurred_at": "2023-10-20T03:00:00Z"}],
+    }  # fmt: skip
+    shipped = await portal.get(f"/portal/registrations/{rid}?lang=zh")
+    assert shipped.text("status") == "已寄出"
+    assert shipped.text("certificate-no") == "B06-0000001" and shipped.text("tracking-no") == "SX100200300"
+    assert "2023-10-20 11:00（北京时间） 快递员已揽收 · 上海" in shipped.text("tracking")
+    assert portal.certificates.tokens[-1] == portal.buyer["Authorization"]
+    # The certificate service down: the rest of the page still shows, and says so.
+    portal.certificates.down = True
+    without = await portal.get(f"/portal/registrations/{rid}")
+    assert without.status == 200 and without.text("status") == "已寄出"
+    assert without.has("certificate-unavailable") and not without.has("certificate")
+
+    # Another unit's registration is not found, as at the API.
+    assert (await portal.get("/portal/registrations/RNOSUCH")).status == 404
+
+
+async def test_paying_by_qr_code_makes_one_order_for_a_double_click(
+    portal: Portal, payment: WorkflowEnvironment
+) -> None:
+    unit_id = await with_unit(portal, "lin@ningbo-trade.example.com")
+    first = registration_id(await add_person(portal, demo_photo("林晓")))
+    second = registration_id(
+        await add_person(portal, demo_photo("李娜"), name="李娜", id_number=demo_id_number("19900728"))
+    )
+    await set_status(portal, RegistrationStatus.UNPAID, first, second)  # the unit was approved
+    form = await portal.get("/portal/pay")
+    assert form.values("registration_ids") == [first, second]  # everyone unpaid, chosen
+    assert "200.00 元" in form.text("f-registration_ids")
+    attempt = form.value("attempt")
+
+    # Nobody chosen: said beside the list, before anything is asked of the payment service.
+    nobody = page_of(await portal.post("/portal/pay", {"method": "qr", "attempt": attempt}))
+    assert nobody.status == 422 and nobody.error("registration_ids") == "请选择要缴费的人员"
+    # B2B for a unit whose bank has not opened it: the API's refusal, beside the method, choices kept.
+    refused = page_of(
+        await portal.post("/portal/pay", {"registration_ids": [first], "method": "b2b", "attempt": attempt})
+    )
+    assert refused.status == 409
+    assert refused.error("method").startswith("贵单位尚未开通企业网银B2B支付服务")
+    assert refused.value("method") == "b2b" and refused.values("registration_ids") == [first]
+
+    chosen = {"registration_ids": [first, second], "method": "qr", "qr_channel": "wechat", "attempt": attempt}
+    orders = [await portal.post("/portal/pay", chosen) for _ in range(2)]  # a double click
+    assert [o.status_code for o in orders] == [303, 303]
+    assert orders[0].headers["location"] == orders[1].headers["location"]  # one order
+    order = await portal.get(orders[0].headers["location"])
+    assert order.text("order-status") == "待支付"
+    assert order.text("order-amount") == "400.00 元"
+    assert order.has("qr-code") and "<svg" in order.html and "</svg>" in order.html
+    assert "（北京时间）" in order.text("order-deadline")
+    order_no = orders[0].headers["location"].rsplit("/", 1)[-1]
+    assert sandbox_gateway.STATE.orders[order_no].channel == "wechat"
+    assert order.text("qr-code").endswith(sandbox_gateway.STATE.orders[order_no].token)  # what it encodes
+
+    # A unit whose bank opened B2B: the order's page sends the buyer on to the gateway's page.
+    third = registration_id(
+        await add_person(portal, demo_photo("王五"), name="王五", id_number=demo_id_number("19780808"))
+    )
+    await set_status(portal, RegistrationStatus.UNPAID, third)
+    sandbox_gateway.STATE.b2b_opened.add(unit_id)
+    try:
+        b2b = await portal.post(
+            "/portal/pay", {"registration_ids": [third], "method": "b2b", "attempt": attempt}
+        )
+    finally:
+        sandbox_gateway.STATE.b2b_opened.discard(unit_id)
+    gateway = await portal.get(b2b.headers["location"])
+    b2b_order = sandbox_gateway.STATE.orders[b2b.headers["location"].rsplit("/", 1)[-1]]
+    assert f'action="{GATEWAY}/v1/pay/{b2b_order.token}"' in gateway.html and gateway.has("b2b-pay")
+
+
+async def test_a_bank_transfer_takes_its_voucher_on_the_order_page(
+    portal: Portal, payment: WorkflowEnvironment
+) -> None:
+    await with_unit(portal, "lin@ningbo-trade.example.com")
+    rid = registration_id(await add_person(portal, demo_photo("林晓")))
+    await set_status(portal, RegistrationStatus.UNPAID, rid)
+    form = await portal.get("/portal/pay?lang=en")
+    made = await portal.post(
+        "/portal/pay", {"registration_ids": [rid], "method": "transfer", "attempt": form.value("attempt")}
+    )
+    order_url = made.headers["location"]
+    order = await portal.get(order_url)
+    assert order.text("order-status") == "Awaiting payment" and order.text("order-amount") == "CNY 200.00"
+    assert order.has("voucher-form") and not order.has("qr-code")
+    order_no = order_url.rsplit("/", 1)[-1]
+    assert order_no in order.text("transfer-payment")  # the reference to write on the transfer
+
+    wrong = page_of(
+        await portal.browser.post(
+            f"{order_url}/voucher",
+            data={"csrf": order.csrf},
+            files={"voucher": ("voucher.txt", b"not a voucher", "text/plain")},
+        )
+    )
+    assert wrong.status == 422 and wrong.error("voucher") == "the voucher must be a PDF or JPEG file"
+    sent = await portal.browser.post(
+        f"{order_url}/voucher",
+        data={"csrf": order.csrf},
+        files={"voucher": ("voucher.pdf", b"%PDF-1.4 remittance", "application/pdf")},
+    )
+    assert sent.headers["location"] == f"{order_url}?notice=voucher_uploaded", sent.text
+    handle = payment.client.get_workflow_handle(f"payment-order-ciie6-{order_no}")
+    vouchers = await handle.query("vouchers", result_type=list[str])
+    assert len(vouchers) == 1 and vouchers[0].startswith(f"ciie6/{order_no}/")
