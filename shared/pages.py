@@ -1,20 +1,23 @@
-"""The staff pages' machinery, shared by the review console (``/console``) and the finance pages
-(``/finance``): a review-service staff login kept in an HttpOnly cookie, routes whose unhandled API
-refusals become pages, and the labels of the APIs' codes in Chinese and English.
+"""The pages' machinery: the buyer portal (``/portal``) and the staff sites, the review console
+(``/console``) and the finance pages (``/finance``), each a ``PageSite``: a path prefix, a login kept in
+an HttpOnly cookie, its templates, and routes whose unhandled API refusals become pages.
 
-A site (``StaffPages``) is a path prefix, a cookie, its templates and the API its pages call. Its
-``router()`` has the login and logout routes, and turns what a page handler did not handle itself into
-a page: no login, or an API answering 401, sends to the login page (and back afterwards); a 403 or
-404 is an error page with the API's message; an API that failed or did not answer is a 503 page.
-Each handler takes the ``StaffPage`` (``Depends(site.staff)``): the API as the logged-in staff member,
-and who that is (``GET /v1/staff/me`` of the review service). How pages are rendered, forms checked
-and APIs called is ``shared/web.py``'s.
+A site's ``route_class()`` turns what a page handler did not handle itself into a page: no login, or an
+API answering 401, sends to the login page (and back afterwards); a refused form token
+(``form_expired``), a 403 or a 404 is an error page with the API's message; an API that failed or did
+not answer is a 503 page. The staff sites (``StaffPages``) log in with a review-service staff login:
+their ``router()`` has the login and logout routes, and each handler takes the ``StaffPage``
+(``Depends(site.staff)``): the API as the logged-in staff member, and who that is (``GET /v1/staff/me``
+of the review service). Their login and error pages are ``staff/login.html`` and ``staff/error.html``
+in the site's layout. How pages are rendered, forms checked and APIs called is ``shared/web.py``'s;
+what codes are called, ``shared/labels.py``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,10 +35,10 @@ from starlette.datastructures import FormData
 
 from shared.catalogue import load_missions
 from shared.http import ApiError, ErrorBody
+from shared.labels import Labels, labeller
 from shared.security import STAFF_TOKEN_LIFETIME
 from shared.service import ServiceContext, context
 from shared.settings import Settings
-from shared.types import FeeKind
 from shared.web import Api, FormErrors, Lang, check_csrf, lang_of, redirect, render, set_login_cookie
 
 log = logging.getLogger(__name__)
@@ -43,41 +46,6 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 Ctx = Annotated[ServiceContext, Depends(context)]
 
 # ------------------------------------------------------------------------------------------ words
-
-Labels = Mapping[str, Mapping[str, tuple[str, str]]]
-
-# Vocabularies every staff site shows, (Chinese, English) by code; a site adds its own.
-STAFF_LABELS: dict[str, dict[str, tuple[str, str]]] = {
-    "role": {
-        "mission_staff": ("交易团工作人员", "Mission staff"),
-        "administrator": ("管理员", "Administrator"),
-        "observer": ("观察员", "Observer"),
-        "finance": ("财务人员", "Finance"),
-        "certificate_office": ("证件办公室", "Certificate office"),
-    },
-    "fee_kind": {
-        FeeKind.STANDARD.value: ("标准", "Standard"),
-        FeeKind.REVALIDATION.value: ("证件延续使用", "Re-validation"),
-        FeeKind.PREFERENTIAL_REISSUE.value: ("优惠补办", "Preferential reissue"),
-    },
-}
-
-
-def labeller(labels: Labels, lang: Lang) -> Callable[[str, Any], str]:
-    """``label(vocabulary, code)`` in ``lang``; an unknown code is shown as it is."""
-
-    def label(vocabulary: str, code: Any) -> str:
-        if code is None or code == "":
-            return ""
-        pair = labels.get(vocabulary, {}).get(str(code))
-        return str(code) if pair is None else pair[0] if lang == "zh" else pair[1]
-
-    return label
-
-
-def options(labels: Labels, vocabulary: str, lang: Lang) -> list[tuple[str, str]]:
-    """A vocabulary as a select's options, in its order."""
-    return [(code, pair[0] if lang == "zh" else pair[1]) for code, pair in labels[vocabulary].items()]
 
 
 def mission_name(lang: Lang, code: str | None, sub_code: str | None = None) -> str:
@@ -159,26 +127,113 @@ class StaffPage:
 
 
 class LoginRequired(Exception):
-    """No staff login in the cookie, or the API no longer accepts it."""
+    """No login in the cookie, or the API no longer accepts it."""
 
 
-@dataclass(frozen=True, eq=False)
-class StaffPages:
-    """A staff site: its pages under ``prefix``, the staff token in the HttpOnly cookie ``cookie``,
-    calling the API at ``api_url(settings)``; ``deciding_roles`` see the decision forms."""
+@dataclass(frozen=True, eq=False, kw_only=True)
+class PageSite(ABC):
+    """A site of pages under ``prefix`` whose login's token is kept in the HttpOnly cookie ``cookie``:
+    the staff sites (``StaffPages``) and the buyer portal. Its ``route_class()`` turns what a page
+    handler did not handle into a page (see the module's docstring)."""
 
     prefix: str  # "/console"
     cookie: str  # one per site: cookies are shared by every port of a host
     templates: Jinja2Templates
-    api_url: Callable[[Settings], str]
-    deciding_roles: frozenset[str]
-    login_template: str
-    error_template: str
-    labels: Labels
+    # Where a form post that finds the login lost comes back after the login: its form, or the home page.
+    posts_return_to_form: bool = False
 
     @property
     def login_url(self) -> str:
         return f"{self.prefix}/login"
+
+    @abstractmethod
+    def page(
+        self, request: Request, name: str, values: Mapping[str, Any] | None = None, *, status: int = 200
+    ) -> HTMLResponse:
+        """A page of the site, with its templates' helpers."""
+
+    @abstractmethod
+    def error_page(self, request: Request, status: int, problem: ErrorBody) -> HTMLResponse:
+        """The page explaining a refusal (an expired form, not found, not allowed) or a failure."""
+
+    def to_login(self, request: Request) -> Response:
+        """To the login page, coming back here afterwards (a form post comes back to its form or to the
+        home page, as the site says)."""
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        else:
+            target = request.url.path if self.posts_return_to_form else self.prefix
+        response = redirect(f"{self.login_url}?{urlencode({'next': target})}")
+        response.delete_cookie(self.cookie, path="/")  # expired or revoked: no use keeping it
+        return response
+
+    def safe_next(self, value: object) -> str:
+        """Only a page of this site: never another site (``//evil``) after the login."""
+        if (
+            isinstance(value, str)
+            and value.startswith(self.prefix)
+            and value.isprintable()  # no line breaks into the Location header
+            and not any(part in value for part in ("\\", "//", " "))
+        ):
+            return value
+        return self.prefix
+
+    def route_class(self) -> type[APIRoute]:
+        """Routes whose unhandled refusals become pages (see the module's docstring)."""
+        site = self
+
+        class SiteRoute(APIRoute):
+            def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+                handler = super().get_route_handler()
+
+                async def guarded(request: Request) -> Response:
+                    try:
+                        return await handler(request)
+                    except LoginRequired:
+                        return site.to_login(request)
+                    except FormErrors as refused:
+                        if refused.status == 401:
+                            return site.to_login(request)
+                        return site.error_page(request, refused.status, first_error(refused))
+                    except ApiError as refused:  # the form token's check (``form_expired``)
+                        return site.error_page(request, refused.status, refused.body)
+                    except httpx.HTTPError as exc:  # the API failed (5xx) or did not answer
+                        log.warning("%s %s: the API failed: %r", request.method, request.url.path, exc)
+                        return site.error_page(request, 503, UNAVAILABLE)
+
+                return guarded
+
+        return SiteRoute
+
+
+UNAVAILABLE = local_error(
+    "unavailable",
+    "the service did not answer as expected: please try again in a moment",
+    "服务暂时无法正常响应，请稍后再试",
+)
+
+
+def first_error(refused: FormErrors) -> ErrorBody:
+    """A refusal's message for a page of its own: the one naming no input, else the first."""
+    return refused.errors.get("") or next(iter(refused.errors.values()))
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class StaffPages(PageSite):
+    """A staff site, calling the API at ``api_url(settings)`` with the review service's staff login;
+    ``deciding_roles`` see the decision forms. Its login and error pages are the shared
+    ``staff/login.html`` and ``staff/error.html`` in its ``layout``, with its words."""
+
+    api_url: Callable[[Settings], str]
+    deciding_roles: frozenset[str]
+    labels: Labels
+    layout: str  # "console/layout.html"
+    login_title: tuple[str, str]  # (Chinese, English)
+    home_id: str  # the error page's link back to the home page: its id and words
+    home_text: tuple[str, str]
+    login_hint: tuple[str, str] | None = None
+    login_template: str = "staff/login.html"
+    error_template: str = "staff/error.html"
 
     # -------------------------------------------------------------------------------------- pages
 
@@ -205,6 +260,7 @@ class StaffPages:
             request,
             name,
             {
+                "site": self,
                 "me": found.me if found else None,
                 "label": labeller(self.labels, lang),
                 "mission_name": lambda code, sub=None: mission_name(lang, code, sub),
@@ -214,60 +270,8 @@ class StaffPages:
             status_code=status,
         )
 
-    def error_page(self, request: Request, refused: FormErrors) -> HTMLResponse:
-        body = next(iter(refused.errors.values()), None)
-        return self.page(
-            request, self.error_template, {"status": refused.status, "problem": body}, status=refused.status
-        )
-
-    def to_login(self, request: Request) -> Response:
-        """To the login page, coming back here afterwards (a form post comes back to the home page)."""
-        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        target = back if request.method == "GET" else self.prefix
-        response = redirect(f"{self.login_url}?{urlencode({'next': target})}")
-        response.delete_cookie(self.cookie, path="/")  # expired or revoked: no use keeping it
-        return response
-
-    def safe_next(self, value: object) -> str:
-        """Only a page of this site: never another site (``//evil``) after the login."""
-        if (
-            isinstance(value, str)
-            and value.startswith(self.prefix)
-            and value.isprintable()  # no line breaks into the Location header
-            and not any(part in value for part in ("\\", "//", " "))
-        ):
-            return value
-        return self.prefix
-
-    def route_class(self) -> type[APIRoute]:
-        """Routes whose unhandled refusals become pages (see the module's docstring)."""
-        site = self
-
-        class StaffRoute(APIRoute):
-            def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-                handler = super().get_route_handler()
-
-                async def guarded(request: Request) -> Response:
-                    try:
-                        return await handler(request)
-                    except LoginRequired:
-                        return site.to_login(request)
-                    except FormErrors as refused:
-                        if refused.status == 401:
-                            return site.to_login(request)
-                        return site.error_page(request, refused)
-                    except httpx.HTTPError as exc:  # the API failed (5xx) or did not answer
-                        log.warning("%s %s: the API failed: %r", request.method, request.url.path, exc)
-                        unavailable = local_error(
-                            "unavailable",
-                            "the service did not answer as expected: please try again in a moment",
-                            "服务暂时无法正常响应，请稍后再试",
-                        )
-                        return site.error_page(request, FormErrors({"": unavailable}, 503))
-
-                return guarded
-
-        return StaffRoute
+    def error_page(self, request: Request, status: int, problem: ErrorBody) -> HTMLResponse:
+        return self.page(request, self.error_template, {"status": status, "problem": problem}, status=status)
 
     # -------------------------------------------------------------------------------------- routes
 

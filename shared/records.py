@@ -3,13 +3,21 @@ service token): one definition for the side that answers and the sides that ask.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.http import internal_headers
 from shared.service import ServiceContext
-from shared.types import DeliveryMethod, FeeKind, RegistrationStatus, UnitStatus
+from shared.types import (
+    Affiliation,
+    DeliveryMethod,
+    FeeKind,
+    IdType,
+    RegistrationStatus,
+    UnitKind,
+    UnitStatus,
+)
 
 
 def is_mainland_mobile(e164: str) -> bool:
@@ -72,6 +80,70 @@ async def fetch_person(ctx: ServiceContext, registration_id: str) -> PersonRecor
 
 
 # ------------------------------------------------------------------------------------------ statistics
+
+
+class UnitPersonRecord(BaseModel):
+    registration_id: str
+    name: str
+    status: RegistrationStatus
+
+
+class UnitRecord(BaseModel):
+    """A unit as registered (GET /internal/units/{unit_id}), with its people in the order they joined."""
+
+    unit_id: str
+    edition: str
+    kind: UnitKind
+    affiliation: Affiliation
+    name: str
+    credit_code: str | None
+    country: str
+    foreign_registration_no: str | None
+    address: str
+    industry: str
+    contact_name: str
+    contact_mobile: str
+    contact_email: str
+    referral_code: str | None
+    mission: str
+    sub_mission: str | None
+    statistics_mission: str
+    statistics_sub_mission: str | None
+    status: UnitStatus
+    review_round: int
+    reject_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    people: list[UnitPersonRecord]
+
+
+class PersonReviewData(BaseModel):
+    """A person as the personnel review sees them: no contact details, the document number masked."""
+
+    registration_id: str
+    edition: str
+    unit_id: str
+    unit_name: str
+    mission: str
+    sub_mission: str | None
+    name: str
+    id_type: IdType
+    id_number_masked: str
+    nationality: str = Field(description="ISO 3166 alpha-2")
+    job_title: str
+    personnel_label: str
+    entrance_date: date | None
+    delivery_method: DeliveryMethod
+    fee_kind: FeeKind
+    revalidate_certificate_no: str | None
+    status: RegistrationStatus
+
+
+class PersonReviewRecord(PersonReviewData):
+    """A person for the personnel review (GET /internal/registrations/{id}/review-data)."""
+
+    photo_key: str | None = Field(description="the photo's key in the photos bucket, once it was checked")
+    created_at: datetime
 
 
 class PlacementGroupRecord(BaseModel):

@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 from temporalio.testing import WorkflowEnvironment
 
 from deploy.local.stack import DEFAULT_PORTS, Stack, free_ports
+from services.payment import sandbox_gateway
+from shared.settings import Settings, get_settings
 from tests.browser import Browser, chromium
 from tests.object_store import SeaweedFS, running_seaweedfs
 from tests.workflow_env import FakeServices, running_workers, time_skipping_environment
@@ -109,3 +111,16 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Browser]:
     """Debian's Chromium through Playwright; screenshots under var/test-artifacts/screenshots/<test>/."""
     with chromium(request.node.name) as browser:
         yield browser
+
+
+@pytest.fixture
+def sandbox(settings: Settings) -> Iterator[sandbox_gateway.SandboxState]:
+    """The sandbox gateway with our merchant's key, from the test module's ``settings``; its callbacks
+    still to be delivered at the end are cancelled."""
+    sandbox_gateway.app.dependency_overrides[get_settings] = lambda: settings
+    try:
+        yield sandbox_gateway.STATE
+    finally:
+        sandbox_gateway.app.dependency_overrides.clear()
+        for delivery in list(sandbox_gateway.STATE.deliveries):
+            delivery.cancel()

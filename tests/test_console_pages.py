@@ -10,14 +10,10 @@ accept or refuse it; photos are in a real SeaweedFS (``tests/object_store.py``).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import re
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +26,10 @@ from services.registration.models import PersonRegistration
 from services.registration.models import Unit as UnitRow
 from services.review import api as review_api
 from services.review.activities import ReviewActivities
-from services.review.models import ReviewTask, StaffAccount, StaffRole, StaffSession
+from services.review.models import ReviewTask, StaffRole
 from shared import contracts as c
 from shared.db import utcnow
 from shared.ids import new_id
-from shared.security import hash_password
 from shared.service import ServiceContext
 from shared.settings import Settings
 from shared.types import (
@@ -46,6 +41,7 @@ from shared.types import (
     UnitStatus,
 )
 from tests.object_store import SeaweedFS
+from tests.page_env import CSRF, add_staff, page_browser, text_of
 from tests.service_env import service_context
 from tests.workflow_world import (
     Registration,
@@ -59,49 +55,12 @@ from tests.workflow_world import (
 OWN, OTHER = "shanghai", "beijing"
 REVIEW_URL, REGISTRATION_URL = "http://review.test", "http://registration.test"
 PASSWORD = "console-Pass-2023"
-CSRF = "test-form-token"
 ID_NUMBER = "310101199001011234"
 DETAIL_ROUTES = (
     "/v1/units/{unit_id}",
     "/v1/registrations/{registration_id}",
     "/v1/registrations/{registration_id}/photo",
 )
-
-
-# ------------------------------------------------------------------------------------------ HTML
-
-
-VOID_ELEMENTS = frozenset({"input", "img", "br", "meta", "link", "hr", "source", "wbr"})
-
-
-class _Element(HTMLParser):
-    """The text inside the element with a given id (and whether it was found)."""
-
-    def __init__(self, element_id: str) -> None:
-        super().__init__()
-        self.element_id, self.depth, self.found = element_id, 0, False
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self.depth:
-            self.depth += tag not in VOID_ELEMENTS
-        elif dict(attrs).get("id") == self.element_id:
-            self.found, self.depth = True, 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if self.depth:
-            self.depth -= 1
-
-    def handle_data(self, data: str) -> None:
-        if self.depth:
-            self.parts.append(data)
-
-
-def text_of(html: str, element_id: str) -> str | None:
-    """The whitespace-collapsed text of the element ``id=element_id``; None if there is none."""
-    parser = _Element(element_id)
-    parser.feed(html)
-    return " ".join(" ".join(parser.parts).split()) if parser.found else None
 
 
 # ------------------------------------------------------------------------------------------ the world
@@ -120,31 +79,12 @@ class Console:
 
     def browser(self, token: str | None = None) -> httpx.AsyncClient:
         """A browser on the review app: the staff cookie (if logged in) and a form token."""
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=review_api.app), base_url=REVIEW_URL)
-        client.cookies.set("expo_csrf", CSRF)
-        if token:
-            client.cookies.set("expo_staff", token)
-        return client
+        return page_browser(review_api.app, REVIEW_URL, "expo_staff", token)
 
     async def staff(self, role: StaffRole, mission: str | None = None) -> tuple[str, str]:
         """A staff account with PASSWORD, logged in: (login, token)."""
-        login = f"{role.value}-{new_id('L').lower()}@organiser.example.com"
-        token = secrets.token_urlsafe(24)
         async with self.review.db.transaction() as session:
-            account = StaffAccount(
-                id=new_id("S"), login=login, name=f"{role.value} {mission or ''}", role=role, mission=mission,
-                password_hash=hash_password(PASSWORD),
-            )  # fmt: skip
-            session.add(account)
-            await session.flush()
-            session.add(
-                StaffSession(
-                    token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-                    staff_id=account.id,
-                    expires_at=utcnow() + timedelta(hours=1),
-                )
-            )
-        return login, token
+            return await add_staff(session, role, mission, PASSWORD)
 
     async def record_decisions(self) -> None:
         """What the review service's activity does when a workflow records a decision (the workflows

@@ -12,10 +12,9 @@ validators accept or refuse it; the payment service's tables are filled as its a
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,19 +28,18 @@ from services.payment import sandbox_gateway
 from services.payment.activities import PaymentActivities, gateway_for
 from services.payment.models import GatewayTransaction, OrderItem, PaymentOrder
 from services.review import api as review_api
-from services.review.models import StaffAccount, StaffRole, StaffSession
+from services.review.models import StaffRole
 from shared import auth as shared_auth
 from shared import contracts as c
 from shared.db import utcnow
 from shared.ids import new_id
-from shared.security import hash_password
 from shared.service import ServiceContext
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.types import FeeKind, OrderStatus, PaymentMethod, QrChannel
 from tests.object_store import SeaweedFS
+from tests.page_env import CSRF, add_staff, page_browser, text_of
 from tests.service_env import service_context
 from tests.service_stand_ins import REVIEW, URLS, StandIns, unit
-from tests.test_console_pages import text_of
 from tests.workflow_world import (
     FEE_FEN,
     MISSION,
@@ -54,7 +52,6 @@ from tests.workflow_world import (
 PAYMENT, GATEWAY = "http://payment.test", "http://gateway.test"
 OTHER = "beijing"  # the other mission (the workflows' is MISSION, shanghai)
 PASSWORD = "finance-Pass-2023"
-CSRF = "test-form-token"
 VOUCHER = b"%PDF-1.4\n% remittance voucher of the test\n"
 INVOICE = {"kind": "regular", "title": "青岛海洋贸易有限公司", "taxpayer_id": "91370212MA3C1234X5"}
 
@@ -74,31 +71,12 @@ class Finance:
 
     def browser(self, token: str | None = None) -> httpx.AsyncClient:
         """A browser on the payment app: the finance cookie (if logged in) and a form token."""
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=payment_api.app), base_url=PAYMENT)
-        client.cookies.set("expo_csrf", CSRF)
-        if token:
-            client.cookies.set("expo_finance", token)
-        return client
+        return page_browser(payment_api.app, PAYMENT, "expo_finance", token)
 
     async def staff(self, role: StaffRole, mission: str | None = None) -> tuple[str, str]:
         """A review-service staff account with PASSWORD, logged in: (login, token)."""
-        login = f"{role.value}-{new_id('L').lower()}@organiser.example.com"
-        token = secrets.token_urlsafe(24)
         async with self.review.db.transaction() as session:
-            account = StaffAccount(
-                id=new_id("S"), login=login, name=f"{role.value} {mission or ''}", role=role, mission=mission,
-                password_hash=hash_password(PASSWORD),
-            )  # fmt: skip
-            session.add(account)
-            await session.flush()
-            session.add(
-                StaffSession(
-                    token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-                    staff_id=account.id,
-                    expires_at=utcnow() + timedelta(hours=1),
-                )
-            )
-        return login, token
+            return await add_staff(session, role, mission, PASSWORD)
 
 
 async def put_voucher(ctx: ServiceContext, order_no: str) -> str:
@@ -146,18 +124,6 @@ def settings(tmp_path: Path, seaweedfs: SeaweedFS) -> Settings:
         payment_url=PAYMENT,
         **URLS,
     )
-
-
-@pytest.fixture
-def sandbox(settings: Settings) -> Iterator[sandbox_gateway.SandboxState]:
-    """The sandbox gateway with our merchant's key; its callbacks are not delivered (cancelled)."""
-    sandbox_gateway.app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        yield sandbox_gateway.STATE
-    finally:
-        sandbox_gateway.app.dependency_overrides.clear()
-        for delivery in list(sandbox_gateway.STATE.deliveries):
-            delivery.cancel()
 
 
 @pytest.fixture

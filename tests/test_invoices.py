@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from shared.catalogue import load_edition, years_until_open
 from shared.db import utcnow
 from shared.ids import new_id
 from shared.service import ServiceContext, create_service_app
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.types import OrderStatus
 from tests.object_store import SeaweedFS
 from tests.service_env import service_context
@@ -59,17 +59,6 @@ def settings(tmp_path: Path, seaweedfs: SeaweedFS) -> Settings:
         edition_year_shift=years_until_open(edition, utcnow()),
         gateway_url=GATEWAY,
     )
-
-
-@pytest.fixture
-def sandbox(settings: Settings) -> Iterator[sandbox_gateway.SandboxState]:
-    sandbox_gateway.app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        yield sandbox_gateway.STATE
-    finally:
-        sandbox_gateway.app.dependency_overrides.clear()
-        for delivery in list(sandbox_gateway.STATE.deliveries):
-            delivery.cancel()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,7 +46,7 @@ from shared.db import utcnow
 from shared.ids import new_id
 from shared.records import UnitMemberRecord, UnitMembersRecord
 from shared.service import ServiceContext
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.temporal import WORKFLOW_TASK_QUEUE, payment_order_workflow_id
 from shared.types import Decision, FeeKind, OrderStatus, PaymentMethod, QrChannel, RegistrationStatus
 from tests.object_store import SeaweedFS
@@ -204,18 +204,6 @@ def settings(tmp_path: Path, seaweedfs: SeaweedFS) -> Settings:
 @pytest.fixture
 def registration(settings: Settings) -> RegistrationStandIn:
     return RegistrationStandIn(token=settings.internal_token.get_secret_value())
-
-
-@pytest.fixture
-def sandbox(settings: Settings) -> Iterator[sandbox_gateway.SandboxState]:
-    """The sandbox gateway with our merchant's key; its callbacks are not delivered (cancelled)."""
-    sandbox_gateway.app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        yield sandbox_gateway.STATE
-    finally:
-        sandbox_gateway.app.dependency_overrides.clear()
-        for delivery in list(sandbox_gateway.STATE.deliveries):
-            delivery.cancel()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ a stand-in answering a card and its tracking. The browser is an httpx client kee
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -39,7 +39,7 @@ from shared import contracts as c
 from shared.catalogue import current_edition, load_edition, years_until_open
 from shared.db import utcnow
 from shared.service import ServiceContext
-from shared.settings import Settings, get_settings
+from shared.settings import Settings
 from shared.temporal import WORKFLOW_TASK_QUEUE
 from shared.types import OrderStatus, RegistrationStatus
 from tests.object_store import SeaweedFS
@@ -274,16 +274,6 @@ async def portal(settings: Settings, seaweedfs: SeaweedFS) -> AsyncIterator[Port
             transport = httpx.ASGITransport(app=api.app)
             async with httpx.AsyncClient(transport=transport, base_url=REGISTRATION) as browser:
                 yield Portal(ctx, browser, settings, certificates)
-
-
-@pytest.fixture
-def sandbox(settings: Settings) -> Iterator[sandbox_gateway.SandboxState]:
-    """The sandbox gateway with our merchant's key (nobody pays here: no callbacks)."""
-    sandbox_gateway.app.dependency_overrides[get_settings] = lambda: settings
-    try:
-        yield sandbox_gateway.STATE
-    finally:
-        sandbox_gateway.app.dependency_overrides.clear()
 
 
 @pytest.fixture

@@ -8,12 +8,9 @@ the unit's workflow, whose validators accept or refuse it.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +18,11 @@ import httpx
 import pytest
 
 from services.review import api
-from services.review.models import DecisionRecord, ReviewTask, StaffAccount, StaffRole, StaffSession
-from shared.db import utcnow
-from shared.ids import new_id
+from services.review.models import DecisionRecord, ReviewTask, StaffRole
 from shared.service import ServiceContext
 from shared.settings import Settings
 from shared.types import UnitKind, UnitStatus
+from tests.page_env import add_staff
 from tests.service_env import service_context
 from tests.workflow_world import Unit, World, eventually
 
@@ -57,20 +53,7 @@ class Review:
 
 
 async def staff_login(session: Any, role: StaffRole, mission: str | None) -> dict[str, str]:
-    account = StaffAccount(
-        id=new_id("S"), login=f"{role.value}-{mission}-{new_id('L').lower()}@expo.example.com",
-        name=f"{role.value} {mission or ''}", role=role, mission=mission, password_hash="unused",
-    )  # fmt: skip
-    token = secrets.token_urlsafe(24)
-    session.add(account)
-    await session.flush()
-    session.add(
-        StaffSession(
-            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-            staff_id=account.id,
-            expires_at=utcnow() + timedelta(hours=1),
-        )
-    )
+    _, token = await add_staff(session, role, mission)
     return {"Authorization": f"Bearer {token}"}
 
 

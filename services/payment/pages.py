@@ -22,48 +22,21 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
 from shared.http import ApiError, ErrorBody
-from shared.pages import STAFF_LABELS, StaffPage, StaffPages, form_text, labeller, options
+from shared.labels import LABELS as DOMAIN_LABELS
+from shared.labels import labeller, options
+from shared.pages import StaffPage, StaffPages, form_text
 from shared.types import OrderStatus
 from shared.web import FormErrors, Lang, check_csrf, page_templates, pass_on, redirect
 
 PAGE_SIZE = 50
 
-# Labels of the payment API's codes, (Chinese, English), by vocabulary.
+# The domain's words are shared/labels.py's; the finance pages' own vocabulary, (Chinese, English).
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
-    **STAFF_LABELS,
-    "order_status": {
-        OrderStatus.AWAITING_CONFIRMATION.value: ("转账待确认", "Transfer awaiting confirmation"),
-        OrderStatus.AWAITING_PAYMENT.value: ("待支付", "Awaiting payment"),
-        OrderStatus.PAID.value: ("已支付", "Paid"),
-        OrderStatus.CLOSED.value: ("已关闭", "Closed"),
-    },
-    "method": {
-        "qr": ("扫码支付", "QR code"),
-        "b2b": ("企业网银（B2B）", "B2B online banking"),
-        "transfer": ("银行转账", "Bank transfer"),
-    },
-    "transfer_decision": {"approve": ("已确认到账", "Confirmed"), "reject": ("已退回", "Rejected")},
+    **DOMAIN_LABELS,
     "view": {
         "overpaid": ("多付", "Overpaid"),
         "underpaid": ("少付", "Underpaid"),
         "paid_but_expired": ("已付款但报名已结束", "Paid, but the registration had closed"),
-    },
-    "entry": {
-        "order_created": ("订单创建", "Order created"),
-        "payment": ("支付", "Payment"),
-        "transfer": ("银行转账（已确认）", "Bank transfer (confirmed)"),
-        "refund": ("退款", "Refund"),
-        "invoice": ("发票", "Invoice"),
-        "red_letter_invoice": ("红字发票", "Red-letter invoice"),
-    },
-    "refund_status": {
-        "failed": ("失败（将重试）", "Failed (tried again)"),
-        "pending": ("处理中", "Pending"),
-        "done": ("已退款", "Refunded"),
-    },
-    "invoice_kind": {
-        "regular": ("增值税电子普通发票", "Regular VAT e-invoice"),
-        "special": ("增值税电子专用发票", "Special VAT e-invoice"),
     },
 }
 
@@ -73,9 +46,15 @@ SITE = StaffPages(
     templates=page_templates(Path(__file__).parent / "templates"),
     api_url=lambda settings: settings.payment_url,
     deciding_roles=frozenset({"finance", "administrator"}),  # as auth.FinanceStaff.decides
-    login_template="finance/login.html",
-    error_template="finance/error.html",
     labels=LABELS,
+    layout="finance/layout.html",
+    login_title=("财务人员登录", "Finance login"),
+    login_hint=(
+        "请使用审核系统的工作人员账号登录（财务人员、管理员或观察员）。",
+        "Log in with your staff login of the review system (finance, administrator or observer).",
+    ),
+    home_id="back-to-transfers",
+    home_text=("返回银行转账确认", "Back to the bank transfers"),
 )
 router = SITE.router()
 page = SITE.page

@@ -10,26 +10,16 @@ leak it.
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from services.registration.models import PersonRegistration, Unit
 from shared.http import ErrorBody, not_found, require_internal
+from shared.records import PersonReviewRecord, UnitPersonRecord, UnitRecord
 from shared.service import ServiceContext, context
-from shared.types import (
-    Affiliation,
-    DeliveryMethod,
-    FeeKind,
-    IdType,
-    RegistrationStatus,
-    UnitKind,
-    UnitStatus,
-)
 
 router = APIRouter(dependencies=[Depends(require_internal)], tags=["internal"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -39,66 +29,6 @@ NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorBody}}
 def masked(id_number: str) -> str:
     """The first three and the last four characters (as the buyer's own API shows it)."""
     return id_number[:3] + "*" * max(len(id_number) - 7, 0) + id_number[-4:]
-
-
-class UnitPersonRecord(BaseModel):
-    registration_id: str
-    name: str
-    status: RegistrationStatus
-
-
-class UnitRecord(BaseModel):
-    """A unit as registered (GET /internal/units/{unit_id}), with its people in the order they joined."""
-
-    unit_id: str
-    edition: str
-    kind: UnitKind
-    affiliation: Affiliation
-    name: str
-    credit_code: str | None
-    country: str
-    foreign_registration_no: str | None
-    address: str
-    industry: str
-    contact_name: str
-    contact_mobile: str
-    contact_email: str
-    referral_code: str | None
-    mission: str
-    sub_mission: str | None
-    statistics_mission: str
-    statistics_sub_mission: str | None
-    status: UnitStatus
-    review_round: int
-    reject_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    people: list[UnitPersonRecord]
-
-
-class PersonReviewRecord(BaseModel):
-    """A person as the personnel review sees them (GET /internal/registrations/{id}/review-data): no
-    contact details, the document number masked."""
-
-    registration_id: str
-    edition: str
-    unit_id: str
-    unit_name: str
-    mission: str
-    sub_mission: str | None
-    name: str
-    id_type: IdType
-    id_number_masked: str
-    nationality: str = Field(description="ISO 3166 alpha-2")
-    job_title: str
-    personnel_label: str
-    entrance_date: date | None
-    delivery_method: DeliveryMethod
-    fee_kind: FeeKind
-    revalidate_certificate_no: str | None
-    status: RegistrationStatus
-    photo_key: str | None = Field(description="the photo's key in the photos bucket, once it was checked")
-    created_at: datetime
 
 
 @router.get("/internal/units/{unit_id}", response_model=UnitRecord, responses=NOT_FOUND)

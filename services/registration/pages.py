@@ -15,18 +15,16 @@ import contextlib
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 import httpx
 import segno
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from fastapi.routing import APIRoute
 from markupsafe import Markup
 from starlette.datastructures import FormData, UploadFile
 
@@ -34,6 +32,8 @@ from services.registration import validation
 from services.registration.progress import NEXT_ACTION
 from shared.catalogue import Mission, SubMission, load_missions
 from shared.http import ApiError, ErrorBody
+from shared.labels import LABELS, labeller, options
+from shared.pages import LoginRequired, PageSite, first_error
 from shared.security import BUYER_TOKEN_LIFETIME
 from shared.service import ServiceContext, context
 from shared.types import MissionKind, RegistrationStatus
@@ -67,73 +67,6 @@ CARD_STATUSES = {
     RegistrationStatus.CERTIFICATE_REACTIVATED,
 }
 
-# What the pages call the APIs' codes, (Chinese, English). Person statuses come labelled by the API.
-LABELS: dict[str, dict[str, tuple[str, str]]] = {
-    "account_kind": {
-        "unit": ("单位账户（为单位及其人员报名）", "Unit account (registers a unit and its people)"),
-        "individual": ("个人账户（仅为本人报名）", "Individual account (registers yourself only)"),
-    },
-    "unit_kind": {
-        "enterprise": ("企业", "Enterprise"),
-        "government": ("政府机关", "Government body"),
-        "public_institution": ("事业单位", "Public institution"),
-        "social_organisation": ("社会组织", "Social organisation"),
-        "individual": ("个人", "Individual"),
-    },
-    "unit_status": {
-        "under_review": ("交易团审核中", "Under the trade mission's review"),
-        "approved": ("审核通过", "Approved"),
-        "rejected": ("审核未通过", "Not approved"),
-    },
-    "affiliation": {
-        "residence": ("按住所地（统一社会信用代码）", "By residence (from the credit code)"),
-        "central_enterprise": ("中央企业", "Central enterprise"),
-        "nhc": ("国家卫生健康委直属单位", "Institution under the National Health Commission"),
-        "overseas": ("境外单位", "Registered outside the Chinese mainland"),
-    },
-    "id_type": {
-        "resident_id": ("居民身份证", "Resident identity card"),
-        "passport": ("护照", "Passport"),
-        "hk_macao_permit": (
-            "港澳居民来往内地通行证",
-            "Mainland travel permit for Hong Kong and Macao residents",
-        ),
-        "taiwan_permit": ("台湾居民来往大陆通行证", "Mainland travel permit for Taiwan residents"),
-    },
-    "personnel_label": {
-        "purchaser": ("采购商", "Purchaser"),
-        "manager": ("管理人员", "Manager"),
-        "technical staff": ("技术人员", "Technical staff"),
-        "government official": ("政府官员", "Government official"),
-    },
-    "delivery_method": {
-        "express": ("快递寄送（仅限中国大陆，免费）", "Express delivery (Chinese mainland only, free)"),
-        "mission_collection": ("向所属交易团领取", "Collect from your trade mission"),
-        "onsite_pickup": ("现场领取（境外采购商）", "Pick up on site (overseas buyers)"),
-    },
-    "fee_kind": {
-        "standard": ("标准", "Standard"),
-        "revalidation": ("证件延续使用", "Re-validation"),
-        "preferential_reissue": ("优惠补办", "Preferential reissue"),
-    },
-    "method": {
-        "qr": ("扫码支付（银联、微信、支付宝）", "QR code (UnionPay, WeChat Pay, Alipay)"),
-        "b2b": ("企业网银（B2B）", "B2B enterprise online banking"),
-        "transfer": ("银行转账", "Bank transfer"),
-    },
-    "qr_channel": {
-        "unionpay": ("银联云闪付", "UnionPay"),
-        "wechat": ("微信支付", "WeChat Pay"),
-        "alipay": ("支付宝", "Alipay"),
-    },
-    "order_status": {
-        "awaiting_payment": ("待支付", "Awaiting payment"),
-        "awaiting_confirmation": ("汇款凭证待财务确认", "Voucher awaiting finance's confirmation"),
-        "paid": ("已支付", "Paid"),
-        "closed": ("已关闭", "Closed"),
-    },
-}
-
 # Messages a redirect asks the next page to show (``?notice=``): keys only, so no text can be injected.
 NOTICES: dict[str, tuple[str, str]] = {
     "welcome": (
@@ -162,72 +95,32 @@ Ctx = Annotated[ServiceContext, Depends(context)]
 # ------------------------------------------------------------------------------------------ routing
 
 
-class LoginNeeded(Exception):
-    """No login cookie, or the API no longer accepts its token: the buyer logs in again."""
+class Portal(PageSite):
+    """The portal's routes turn what a page handler did not handle into a page (``shared/pages.py``'s
+    ``PageSite``): a login that is needed into the login page (a form post comes back to its form), a
+    refused form token or an unknown id into an explained error page, a service that does not answer
+    into a "try again" page (never a stack trace or the APIs' JSON)."""
+
+    def page(
+        self, request: Request, name: str, values: Mapping[str, Any] | None = None, *, status: int = 200
+    ) -> HTMLResponse:
+        return page(request, name, dict(values or {}), status_code=status)
+
+    def error_page(self, request: Request, status: int, problem: ErrorBody) -> HTMLResponse:
+        """A page that explains a refusal (expired form, not found, unavailable) and offers a way on."""
+        heading = PROBLEM_HEADINGS.get(problem.code, ("无法完成操作", "This could not be done"))
+        context = {"status": status, "problem": problem, "heading": heading}
+        return page(request, "portal/problem.html", context, status_code=status)
 
 
-def _to_login(request: Request, *, forget: bool = False) -> Response:
-    """To the login page, coming back here afterwards (a form post comes back to its form)."""
-    back = request.url.path
-    if request.method == "GET" and request.url.query:
-        back += f"?{request.url.query}"
-    response = redirect(f"/portal/login?next={quote(back, safe='')}")
-    if forget:
-        response.delete_cookie(BUYER_COOKIE, path="/")
-    return response
-
-
-class PortalRoute(APIRoute):
-    """Turns what a page handler did not handle into a page: a login that is needed into the login
-    page, a refused form token or an unknown id into an explained error page, a service that does not
-    answer into a "try again" page (never a stack trace or the APIs' JSON)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except LoginNeeded:
-                return _to_login(request)
-            except FormErrors as refused:
-                if refused.status == 401:
-                    return _to_login(request, forget=True)
-                return problem(request, refused.status, _first(refused.errors))
-            except ApiError as refused:  # the form token's check
-                return problem(request, refused.status, refused.body)
-            except httpx.HTTPError as exc:
-                log.warning("portal %s %s: %s %s", request.method, request.url.path, type(exc).__name__, exc)
-                return problem(request, 503, UNAVAILABLE)
-
-        return guarded
-
-
-router = APIRouter(prefix="/portal", route_class=PortalRoute, include_in_schema=False)
-
-UNAVAILABLE = ErrorBody(
-    code="unavailable",
-    message="the service is not answering just now: please try again in a moment",
-    message_zh="服务暂时无法访问，请稍后重试",
-)
-
-
-def _first(errors: dict[str, ErrorBody]) -> ErrorBody:
-    return errors.get("") or next(iter(errors.values()))
-
+SITE = Portal(prefix="/portal", cookie=BUYER_COOKIE, templates=TEMPLATES, posts_return_to_form=True)
+router = APIRouter(prefix=SITE.prefix, route_class=SITE.route_class(), include_in_schema=False)
 
 PROBLEM_HEADINGS: dict[str, tuple[str, str]] = {
     "form_expired": ("表单已过期", "This form has expired"),
     "not_found": ("未找到", "Not found"),
     "unavailable": ("服务暂时无法访问", "Service unavailable"),
 }
-
-
-def problem(request: Request, status: int, body: ErrorBody) -> HTMLResponse:
-    """A page that explains a refusal (expired form, not found, unavailable) and offers a way on."""
-    heading = PROBLEM_HEADINGS.get(body.code, ("无法完成操作", "This could not be done"))
-    context = {"status": status, "problem": body, "heading": heading}
-    return page(request, "portal/problem.html", context, status_code=status)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -240,11 +133,7 @@ def page(
     portal's (``label``, ``next_action``, ``mission_name``, the logged-in state, a notice)."""
     lang = lang_of(request)
 
-    def label(group: str, code: str | None) -> str:
-        if code is None:
-            return ""
-        zh, en = LABELS[group].get(code, (code, code))
-        return zh if lang == "zh" else en
+    label = labeller(LABELS, lang)
 
     def next_action(status: str) -> str:
         action = NEXT_ACTION.get(RegistrationStatus(status))
@@ -260,13 +149,13 @@ def page(
             name += f" · {sub.name_zh if lang == 'zh' else sub.name_en}"
         return name
 
-    def options(group: str, *leave_out: str) -> list[tuple[str, str]]:
+    def choices(group: str, *leave_out: str) -> list[tuple[str, str]]:
         """A choice's options (code, label) in the page's language."""
-        return [(code, label(group, code)) for code in LABELS[group] if code not in leave_out]
+        return [(code, shown) for code, shown in options(LABELS, group, lang) if code not in leave_out]
 
     values: dict[str, Any] = {
         "label": label,
-        "options": options,
+        "options": choices,
         "next_action": next_action,
         "mission_name": mission_name,
         "logged_in": BUYER_COOKIE in request.cookies,
@@ -314,13 +203,6 @@ def optional(value: str | None) -> str | None:
     return value or None
 
 
-def safe_next(value: str | None) -> str:
-    """Where to go after logging in: a portal page only (never another site)."""
-    if value and value.startswith("/portal") and "//" not in value and "\\" not in value:
-        return value
-    return "/portal"
-
-
 @dataclass
 class Buyer:
     """The logged-in buyer's calls to the services, for one request."""
@@ -359,7 +241,7 @@ class Buyer:
 async def buyer(request: Request, ctx: Ctx) -> Buyer:
     token = request.cookies.get(BUYER_COOKIE)
     if not token:
-        raise LoginNeeded
+        raise LoginRequired
     return Buyer(ctx, token)
 
 
@@ -464,7 +346,7 @@ def logged_in(request: Request, token: str, to: str) -> Response:
 
 @router.get("/login")
 async def login_form(request: Request) -> HTMLResponse:
-    return page(request, "portal/login.html", {"next": safe_next(request.query_params.get("next"))})
+    return page(request, "portal/login.html", {"next": SITE.safe_next(request.query_params.get("next"))})
 
 
 @router.post("/login")
@@ -473,7 +355,7 @@ async def login(request: Request, ctx: Ctx) -> Response:
     form = await request.form()
     check_csrf(request, form)
     values = texts(form)
-    to = safe_next(values.get("next") or request.query_params.get("next"))
+    to = SITE.safe_next(values.get("next") or request.query_params.get("next"))
     try:
         session = await anonymous(ctx).call(
             "POST",
@@ -789,7 +671,7 @@ async def send_photo(
     except FormErrors as refused:
         if refused.status == 401:
             raise
-        return FormErrors({"photo": _first(refused.errors)}, refused.status)
+        return FormErrors({"photo": first_error(refused)}, refused.status)
     except httpx.HTTPError as exc:
         log.warning("photo of %s not uploaded: %s %s", registration_id, type(exc).__name__, exc)
         return invalid(
@@ -1002,7 +884,7 @@ async def send_voucher(me: Buyer, order_no: str, data: bytes, content_type: str)
     except FormErrors as refused:
         if refused.status in (401, 404):
             raise
-        return FormErrors({"voucher": _first(refused.errors)}, refused.status)
+        return FormErrors({"voucher": first_error(refused)}, refused.status)
     except httpx.HTTPStatusError as exc:  # the object store refused the upload
         log.warning("voucher of %s not uploaded: %s", order_no, exc)
         return invalid(

@@ -11,7 +11,7 @@ not exist. Document numbers come masked from the registration service and stay s
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import quote
 
@@ -25,17 +25,9 @@ from services.review.models import ReviewTask, StaffAccount
 from services.review.staff import CurrentStaff, sees_mission
 from shared import contracts as c
 from shared.http import ApiError, ErrorBody, internal_headers, not_found
+from shared.records import PersonReviewData, PersonReviewRecord, UnitRecord
 from shared.service import ServiceContext, context
-from shared.types import (
-    Affiliation,
-    Decision,
-    DeliveryMethod,
-    FeeKind,
-    IdType,
-    RegistrationStatus,
-    UnitKind,
-    UnitStatus,
-)
+from shared.types import Decision
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["details"])
@@ -61,76 +53,16 @@ class ReviewRoundOut(BaseModel):
     workflow_id: str
 
 
-class UnitPersonOut(BaseModel):
-    registration_id: str
-    name: str
-    status: RegistrationStatus
+class UnitDetailOut(UnitRecord):
+    """A unit as registered, with its people in the order they joined, and its review rounds here."""
 
-
-class UnitDetailOut(BaseModel):
-    unit_id: str
-    edition: str
-    kind: UnitKind
-    affiliation: Affiliation
-    name: str
-    credit_code: str | None
-    country: str
-    foreign_registration_no: str | None
-    address: str
-    industry: str
-    contact_name: str
-    contact_mobile: str
-    contact_email: str
-    referral_code: str | None
-    mission: str
-    sub_mission: str | None
-    statistics_mission: str
-    statistics_sub_mission: str | None
-    status: UnitStatus
-    review_round: int
-    reject_reason: str | None
-    created_at: datetime
-    updated_at: datetime
-    people: list[UnitPersonOut]
     rounds: list[ReviewRoundOut] = Field(description="the unit's review rounds here, latest first")
 
 
-class RegistrationDetailOut(BaseModel):
-    registration_id: str
-    edition: str
-    unit_id: str
-    unit_name: str
-    mission: str
-    sub_mission: str | None
-    name: str
-    id_type: IdType
-    id_number_masked: str
-    nationality: str = Field(description="ISO 3166 alpha-2")
-    job_title: str
-    personnel_label: str
-    entrance_date: date | None
-    delivery_method: DeliveryMethod
-    fee_kind: FeeKind
-    revalidate_certificate_no: str | None
-    status: RegistrationStatus
+class RegistrationDetailOut(PersonReviewData):
     review_round: int | None = Field(description="the personnel review's current round; None: not yet paid")
     has_photo: bool = Field(description="GET /v1/registrations/{id}/photo gives it")
     rounds: list[ReviewRoundOut] = Field(description="the personnel review's rounds here, latest first")
-
-
-# The registration service's answers: the details without this service's part (the review rounds).
-_PERSON_REVIEW_PART = {"review_round", "has_photo", "rounds", "photo_key"}
-
-
-class _PersonRecord(RegistrationDetailOut):
-    review_round: int | None = None
-    has_photo: bool = False
-    rounds: list[ReviewRoundOut] = []
-    photo_key: str | None
-
-
-class _UnitRecord(UnitDetailOut):
-    rounds: list[ReviewRoundOut] = []
 
 
 # ------------------------------------------------------------------------------------------ scope
@@ -216,11 +148,11 @@ async def _person(
         f"/internal/registrations/{quote(registration_id, safe='')}/review-data",
         _registration_not_found(),
     )
-    record = _PersonRecord.model_validate_json(content)
+    record = PersonReviewRecord.model_validate_json(content)
     if not rounds and not _visible(staff, await _rounds(ctx, c.ReviewKind.UNIT, record.unit_id)):
         raise _registration_not_found()
     detail = RegistrationDetailOut(
-        **record.model_dump(exclude=_PERSON_REVIEW_PART),
+        **record.model_dump(exclude={"photo_key", "created_at"}),
         review_round=rounds[0].round if rounds else None,
         has_photo=record.photo_key is not None,
         rounds=[_round_out(task) for task in rounds],
@@ -239,10 +171,8 @@ async def unit_detail(unit_id: str, ctx: Ctx, staff: CurrentStaff) -> UnitDetail
     if not _visible(staff, rounds):
         raise _unit_not_found()
     content = await _ask_registration(ctx, f"/internal/units/{quote(unit_id, safe='')}", _unit_not_found())
-    record = _UnitRecord.model_validate_json(content)
-    return UnitDetailOut(
-        **record.model_dump(exclude={"rounds"}), rounds=[_round_out(task) for task in rounds]
-    )
+    record = UnitRecord.model_validate_json(content)
+    return UnitDetailOut(**record.model_dump(), rounds=[_round_out(task) for task in rounds])
 
 
 @router.get("/v1/registrations/{registration_id}", response_model=RegistrationDetailOut, responses=RESPONSES)

@@ -24,27 +24,20 @@ from starlette.datastructures import FormData
 
 from shared.catalogue import load_missions
 from shared.http import ApiError, ErrorBody
-from shared.pages import (
-    STAFF_LABELS,
-    StaffPage,
-    StaffPages,
-    form_text,
-    labeller,
-    local_error,
-    mission_name,
-)
+from shared.labels import LABELS as DOMAIN_LABELS
+from shared.labels import labeller
+from shared.pages import StaffPage, StaffPages, form_text, local_error, mission_name
 from shared.service import ServiceContext
 from shared.temporal import registration_workflow_id, unit_workflow_id
-from shared.types import RegistrationStatus
 from shared.web import FormErrors, Lang, check_csrf, page_templates, pass_on, redirect
 
 PAGE_SIZE = 50
 
 # ------------------------------------------------------------------------------------------ words
 
-# Labels of the API's codes, (Chinese, English), by vocabulary.
+# The domain's words are shared/labels.py's; the console's own vocabularies, (Chinese, English).
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
-    **STAFF_LABELS,
+    **DOMAIN_LABELS,
     "kind": {"unit": ("单位", "Unit"), "person": ("人员", "Person")},
     "queue_status": {
         "pending": ("待审核", "Pending"),
@@ -52,43 +45,10 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "closed": ("已关闭（未审核）", "Closed without a decision"),
         "all": ("全部", "All"),
     },
-    "unit_kind": {
-        "enterprise": ("企业", "Enterprise"),
-        "government": ("政府机关", "Government body"),
-        "public_institution": ("事业单位", "Public institution"),
-        "social_organisation": ("社会组织", "Social organisation"),
-        "individual": ("个人", "Individual"),
-    },
-    "affiliation": {
-        "residence": ("按注册地", "By residence"),
-        "central_enterprise": ("中央企业", "Central enterprise"),
-        "nhc": ("国家卫生健康委直属单位", "NHC institution"),
-        "overseas": ("境外单位", "Overseas"),
-    },
-    "unit_status": {
-        "under_review": ("审核中", "Under review"),
-        "approved": ("审核通过", "Approved"),
-        "rejected": ("审核未通过", "Not approved"),
-    },
-    "decision": {"approve": ("通过", "Approved"), "reject": ("不通过", "Not approved")},
     "round_state": {
         "pending": ("待审核", "Awaiting a decision"),
         "decided": ("已审核", "Decided"),
         "closed": ("已关闭（未审核）", "Closed without a decision"),
-    },
-    "id_type": {
-        "resident_id": ("居民身份证", "Resident identity card"),
-        "passport": ("护照", "Passport"),
-        "hk_macao_permit": ("港澳居民来往内地通行证", "Mainland travel permit (Hong Kong, Macao)"),
-        "taiwan_permit": ("台湾居民来往大陆通行证", "Mainland travel permit (Taiwan)"),
-    },
-    "delivery_method": {
-        "express": ("快递寄送", "Express delivery"),
-        "mission_collection": ("交易团统一领取", "Collected by the trade mission"),
-        "onsite_pickup": ("现场领取", "On-site pickup"),
-    },
-    "registration_status": {
-        status.value: (status.label_zh, status.label_en) for status in RegistrationStatus
     },
 }
 
@@ -100,9 +60,11 @@ SITE = StaffPages(
     templates=page_templates(Path(__file__).parent / "templates"),
     api_url=lambda settings: settings.review_url,  # this service's own API, over HTTP like any client
     deciding_roles=frozenset({"mission_staff", "administrator"}),  # as services.review.staff.require_decider
-    login_template="console/login.html",
-    error_template="console/error.html",
     labels=LABELS,
+    layout="console/layout.html",
+    login_title=("工作人员登录", "Staff login"),
+    home_id="back-to-queue",
+    home_text=("返回审核队列", "Back to the review queue"),
 )
 router = SITE.router()
 page = SITE.page
