@@ -195,6 +195,7 @@ async def test_confirmations_in_any_order_and_number_pay_once(world: World) -> N
     paid = services.orders_paid
     assert len(paid) == 1 and paid[0].transaction_id == second  # the first to arrive counts
     assert [r.transaction_id for r in services.refunds_of_order(order.no)] == [first]
+    await told(world, registration, Step.PAID)  # messages go out beside the lifecycle: wait for it
     assert notified(world, registration).count(Step.PAID) == 1
     await world.keep("confirmations-interleaved", order.handle, registration.handle)
 
@@ -437,6 +438,7 @@ async def test_personal_data_changes_before_the_review_and_a_substitute_is_revie
     )
     await registration.decide(Decision.APPROVE)
     assert [d.round for d in services.decisions_on(registration.id)] == [2]
+    await until(lambda: notified(world, registration).count(Step.PERSON_CHANGED) >= 2, "both change messages")
     assert notified(world, registration).count(Step.PERSON_CHANGED) == 2
     await world.keep("personal-data-changed", registration.handle)
 

@@ -32,8 +32,10 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from deploy.local.demo import demo_credit_code, demo_id_number, demo_photo
 from services.payment import api as payment_api
 from services.payment import sandbox_gateway
+from services.payment.models import PaymentOrder
 from services.registration import api
 from services.registration.models import PersonRegistration, RegistrationEvent
+from services.registration.previous import import_shipped
 from shared import auth as shared_auth
 from shared import contracts as c
 from shared.catalogue import current_edition, load_edition, years_until_open
@@ -732,3 +734,110 @@ async def test_a_bank_transfer_takes_its_voucher_on_the_order_page(
     handle = payment.client.get_workflow_handle(f"payment-order-ciie6-{order_no}")
     vouchers = await handle.query("vouchers", result_type=list[str])
     assert len(vouchers) == 1 and vouchers[0].startswith(f"ciie6/{order_no}/")
+
+
+async def test_a_paid_order_takes_an_invoice_application_and_hands_on_its_pdf(
+    portal: Portal, payment: WorkflowEnvironment
+) -> None:
+    unit_id = await with_unit(portal, "lin@ningbo-trade.example.com")
+    unit = (await portal.browser.get(f"/v1/units/{unit_id}", headers=portal.buyer)).json()
+    rid = registration_id(await add_person(portal, demo_photo("林晓")))
+    await set_status(portal, RegistrationStatus.UNPAID, rid)
+    form = await portal.get("/portal/pay")
+    made = await portal.post(
+        "/portal/pay", {"registration_ids": [rid], "method": "qr", "attempt": form.value("attempt")}
+    )
+    order_url = made.headers["location"]
+    order_no = order_url.rsplit("/", 1)[-1]
+    assert not (await portal.get(order_url)).has("invoice-form")  # not before it is paid
+    async with payment_api.app.state.ctx.db.transaction() as session:  # the gateway's notice, as recorded
+        await session.execute(
+            update(PaymentOrder)
+            .where(PaymentOrder.order_no == order_no)
+            .values(status=OrderStatus.PAID, paid_at=utcnow(), transaction_id="TX-PORTAL-1")
+        )
+    paid = await portal.get(order_url)
+    assert paid.has("invoice-form") and paid.has("no-invoices")
+    assert paid.value("title") == "宁波港城贸易有限公司" and paid.value("kind") == "regular"
+    assert paid.value("taxpayer_id") == unit["credit_code"]  # the unit's credit code, offered
+
+    special = {
+        "kind": "special", "title": "宁波港城贸易有限公司", "taxpayer_id": "12-34", "address": "宁波市海曙区中山西路1号",
+        "phone": "0574-87654321", "bank_name": "中国银行宁波分行", "bank_account": "3568 0000 1234 5678",
+    }  # fmt: skip
+    refused = page_of(await portal.post(f"{order_url}/invoice", special))
+    assert refused.status == 422
+    assert refused.error("taxpayer_id") == "纳税人识别号应为15至20位字母或数字"
+    for name, value in special.items():
+        assert refused.value(name) == value, name
+    assert refused.has("invoice-form") and not refused.has("invoice-list")
+
+    issued = await portal.post(f"{order_url}/invoice", special | {"taxpayer_id": unit["credit_code"]})
+    assert issued.status_code == 303, issued.text
+    assert issued.headers["location"] == f"{order_url}?notice=invoice_issued#invoices"
+    shown = await portal.get(issued.headers["location"])
+    assert not shown.has("invoice-form")  # one invoice stands for the order
+    invoice_no = re.findall(r'id="invoice-pdf-([^"]+)"', shown.html)
+    assert len(invoice_no) == 1 and invoice_no[0] in shown.text("invoice-list")
+    assert "增值税电子专用发票" in shown.text(f"invoice-{invoice_no[0]}")
+    assert "200.00 元" in shown.text(f"invoice-{invoice_no[0]}")
+    pdf = await portal.browser.get(f"/portal/invoices/{invoice_no[0]}.pdf")
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert (await portal.get("/portal/invoices/INV-0000-000000.pdf")).status == 404
+
+
+async def test_a_returning_buyer_finds_the_previous_card_and_the_unit_as_it_was(portal: Portal) -> None:
+    await import_shipped(portal.ctx.db)
+    assert (await sign_up(portal, "zhang.san@shanghai-example.example")).status_code == 303
+    form = await portal.get("/portal/previous")
+    assert form.has("previous-form") and form.value("id_type") == "resident_id"
+
+    unknown = {
+        "certificate_no": "B05-9999999",
+        "id_type": "resident_id",
+        "id_number": demo_id_number("19880808"),
+    }
+    refused = page_of(await portal.post("/portal/previous", unknown))
+    assert refused.status == 422
+    assert refused.error("certificate_no").startswith("未查询到该证件持有人")
+    assert (
+        refused.value("certificate_no") == "B05-9999999"
+        and refused.value("id_number") == unknown["id_number"]
+    )
+    assert not refused.has("previous-card")
+    wrong_card = unknown | {"id_number": "31010419850312011X"}  # 张三's document, another card's number
+    mismatch = page_of(await portal.post("/portal/previous", wrong_card))
+    assert mismatch.error("certificate_no").startswith("该证件编号与证件持有人的上届证件不符")
+
+    known = wrong_card | {"certificate_no": "b05-0102345"}
+    found = page_of(await portal.post("/portal/previous", known))
+    assert found.status == 200, found.html
+    assert found.text("previous-certificate-no") == "B05-0102345"
+    assert found.text("previous-unit-name") == "上海示例进口贸易有限公司"
+    assert found.text("previous-unit-credit-code") == "91310115Y5298G5CBP"
+    assert found.text("previous-revalidatable").startswith("可以延续使用")
+    assert not found.has("previous-revalidate")  # the account has no unit yet: the unit form first
+    unit_link = re.search(r'href="([^"]+)" id="previous-register-unit"', found.html)
+    assert unit_link
+    unit_page = await portal.get(unit_link.group(1).replace("&amp;", "&"))
+    assert unit_page.value("name") == "上海示例进口贸易有限公司"
+    assert unit_page.value("credit_code") == "91310115Y5298G5CBP"
+    assert unit_page.value("mission.affiliation") == "residence"
+    assert unit_page.value("address") == "上海市浦东新区示例路100号"
+
+    # With the unit registered: on to the person form, the card's number filled in to re-validate it.
+    registered = await portal.post(
+        "/portal/unit",
+        unit_form(
+            name="上海示例进口贸易有限公司",
+            credit_code="91310115Y5298G5CBP",
+            address="上海市浦东新区示例路100号",
+        ),
+    )
+    assert registered.status_code == 303, registered.text
+    again = page_of(await portal.post("/portal/previous", known))
+    revalidate = re.search(r'href="([^"]+)" id="previous-revalidate"', again.html)
+    assert revalidate and not again.has("previous-register-unit")
+    person = await portal.get(revalidate.group(1).replace("&amp;", "&"))
+    assert person.value("revalidate_certificate_no") == "B05-0102345"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 import httpx
 import segno
@@ -46,6 +47,7 @@ from shared.web import (
     lang_of,
     message,
     page_templates,
+    pass_on,
     redirect,
     render,
     set_login_cookie,
@@ -86,6 +88,10 @@ NOTICES: dict[str, tuple[str, str]] = {
     "voucher_uploaded": (
         "汇款凭证已提交，等待财务确认。",
         "The remittance voucher has been submitted for finance's confirmation.",
+    ),
+    "invoice_issued": (
+        "发票已开具，可在下方下载PDF。",
+        "The invoice has been issued: download its PDF below.",
     ),
 }
 
@@ -503,6 +509,8 @@ async def unit_form(request: Request, me: LoggedIn) -> HTMLResponse:
     """Register the unit; once registered, the same form changes it (and resubmits a rejected one)."""
     account, unit, _ = await me.unit_and_people()
     values = unit_values(unit) if unit else {"kind": "enterprise", "mission.affiliation": "residence"}
+    if unit is None:  # a returning buyer's unit as it was (``/portal/previous``), to check and submit
+        values |= {k: v.strip() for k, v in request.query_params.items() if k in UNIT_FIELDS and v.strip()}
     return page(request, "portal/unit.html", _unit_context(request, account, unit, values))
 
 
@@ -623,6 +631,9 @@ async def person_form(request: Request, me: LoggedIn) -> Response:
     context = await _person_context(
         request, me, {"nationality": "CN", "delivery_method": "mission_collection"}
     )
+    # A returning buyer's card to re-validate (``/portal/previous``).
+    if certificate_no := request.query_params.get("revalidate_certificate_no", "").strip():
+        context["values"]["revalidate_certificate_no"] = certificate_no
     if context["days"]:  # the opening day, unless the buyer picks another
         context["values"]["entrance_date"] = context["days"][0][0]
     return page(request, "portal/person_new.html", context)
@@ -823,14 +834,27 @@ def qr_svg(payload: str, title: str) -> Markup:
     return Markup(svg)  # noqa: S704 - segno writes the SVG and escapes the title
 
 
-async def _order_context(me: Buyer, order_no: str) -> dict[str, Any]:
+async def _order_context(me: Buyer, order_no: str, values: dict[str, str] | None = None) -> dict[str, Any]:
+    """The order, its people's names and, once paid, its invoices with the application form (filled
+    with the unit's name and credit code, or with what was typed)."""
     order = await me.payment.call("GET", f"/v1/orders/{order_no}")
-    _, _, people = await me.unit_and_people()
+    _, unit, people = await me.unit_and_people()
     names = {p["registration_id"]: p["name"] for p in people}
     waiting = order["status"] == "awaiting_payment"
     context: dict[str, Any] = {"order": order, "names": names}
     if waiting and order["method"] == "qr" and order["qr_payload"]:
         context["qr"] = qr_svg(order["qr_payload"], f"{order['order_no']}")
+    if order["status"] == "paid":
+        invoices: list[dict[str, Any]] = await me.payment.call(
+            "GET", f"/v1/orders/{_quoted(order_no)}/invoices"
+        )
+        context["invoices"] = invoices
+        context["may_apply"] = not any(invoice["standing"] for invoice in invoices)
+        context["values"] = values or {
+            "kind": "regular",
+            "title": unit["name"] if unit else "",
+            "taxpayer_id": (unit or {}).get("credit_code") or "",
+        }
     return context
 
 
@@ -894,3 +918,130 @@ async def send_voucher(me: Buyer, order_no: str, data: bytes, content_type: str)
             "the voucher could not be uploaded: try again",
         )
     return None
+
+
+# ------------------------------------------------------------------------------------------ invoices
+
+INVOICE_FIELDS = {"kind", "title", "taxpayer_id", "address", "phone", "bank_name", "bank_account"}
+SPECIAL_INVOICE_FIELDS = ("address", "phone", "bank_name", "bank_account")
+
+
+def _quoted(value: str) -> str:
+    return quote(value, safe="")
+
+
+def invoice_body(values: dict[str, str]) -> dict[str, Any]:
+    """The ``InvoiceApplicationIn`` body: a special invoice also sends the unit's address, phone, bank
+    and account (a regular one needs none of them)."""
+    kind = values.get("kind") or "regular"
+    body: dict[str, Any] = {
+        "kind": kind,
+        "title": values.get("title", ""),
+        "taxpayer_id": values.get("taxpayer_id", ""),
+    }
+    if kind == "special":
+        body |= {name: values.get(name, "") for name in SPECIAL_INVOICE_FIELDS}
+    return body
+
+
+@router.post("/orders/{order_no}/invoice")
+async def invoice_post(request: Request, order_no: str, me: LoggedIn) -> Response:
+    """Apply for the paid order's electronic VAT invoice (``POST {payment}/v1/orders/{no}/invoice``)."""
+    form = await request.form()
+    check_csrf(request, form)
+    values = texts(form)
+    try:
+        await me.payment.call("POST", f"/v1/orders/{_quoted(order_no)}/invoice", json=invoice_body(values))
+    except FormErrors as refused:
+        if refused.status == 404:
+            raise
+        context = await _order_context(me, order_no, values)
+        return refused_page(request, "portal/order.html", refused, context, INVOICE_FIELDS)
+    return redirect(f"/portal/orders/{_quoted(order_no)}?notice=invoice_issued#invoices")
+
+
+@router.get("/invoices/{invoice_no}.pdf")
+async def invoice_pdf(invoice_no: str, me: LoggedIn) -> Response:
+    """An invoice's PDF, from the payment API with the buyer's token, handed on as it arrives."""
+    return pass_on(await me.payment.stream("GET", f"/v1/invoices/{_quoted(invoice_no)}.pdf"))
+
+
+# ------------------------------------------------------------------------------------------ returning buyers
+
+PREVIOUS_FIELDS = {"certificate_no", "id_type", "id_number"}
+
+
+def _previous_context(account: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    return {"account": account, "values": values}
+
+
+@router.get("/previous")
+async def previous_form(request: Request, me: LoggedIn) -> HTMLResponse:
+    """A buyer of the previous CIIE (FAQ VII): last edition's certificate number and ID number."""
+    account = await me.account()
+    return page(request, "portal/previous.html", _previous_context(account, {"id_type": "resident_id"}))
+
+
+def previous_unit_link(unit: dict[str, Any]) -> str:
+    """The unit form, filled with the unit as it was registered last time."""
+    mission = unit.get("mission") or {}
+    overseas = mission.get("affiliation") == "overseas"
+    filled = {
+        "kind": unit.get("kind"),
+        "name": unit.get("name"),
+        "credit_code": None if overseas else unit.get("credit_code"),
+        "country": unit.get("country") if overseas else None,
+        "registration_no": unit.get("registration_no") if overseas else None,
+        "address": unit.get("address"),
+        "industry": unit.get("industry"),
+        "mission.affiliation": mission.get("affiliation"),
+        "mission.mission": mission.get("mission") if overseas else None,
+        "mission.sub_mission": mission.get("sub_mission"),
+        "mission.referral_code": mission.get("referral_code"),
+    }
+    return "/portal/unit?" + urlencode({k: v for k, v in filled.items() if v})
+
+
+@router.post("/previous")
+async def previous_lookup(request: Request, me: LoggedIn) -> Response:
+    """Look up the holder's last card (``GET /v1/previous-buyers/lookup``, by ID document) and check
+    that the certificate number given is that card's; then show the unit as it was, whether the card
+    can be re-validated, and the way on (the person form to re-validate it, or the unit form first)."""
+    form = await request.form()
+    check_csrf(request, form)
+    values = texts(form)
+    account = await me.account()
+    context = _previous_context(account, values)
+    certificate_no = values.get("certificate_no", "").upper().replace(" ", "")
+    if not certificate_no:
+        missing = invalid(
+            "certificate_no",
+            "certificate_no_required",
+            "请填写上届证件编号",
+            "enter last edition's certificate number",
+        )
+        return refused_page(request, "portal/previous.html", missing, context, PREVIOUS_FIELDS)
+    try:
+        found: dict[str, Any] = await me.registration.call(
+            "GET",
+            "/v1/previous-buyers/lookup",
+            params={"id_type": values.get("id_type", ""), "id_number": values.get("id_number", "")},
+        )
+    except FormErrors as refused:
+        if refused.status == 404:  # no card for this document: said beside the certificate number
+            refused = FormErrors({"certificate_no": first_error(refused)}, 422)
+        return refused_page(request, "portal/previous.html", refused, context, PREVIOUS_FIELDS)
+    if found["certificate_no"].upper() != certificate_no:
+        mismatch = invalid(
+            "certificate_no",
+            "certificate_mismatch",
+            "该证件编号与证件持有人的上届证件不符，请核对",
+            "this certificate number is not the holder's last card: check it",
+        )
+        return refused_page(request, "portal/previous.html", mismatch, context, PREVIOUS_FIELDS)
+    revalidate = "/portal/people/new?" + urlencode({"revalidate_certificate_no": found["certificate_no"]})
+    links = {
+        "unit": None if account["unit_id"] else previous_unit_link(found["unit"]),
+        "person": revalidate if account["unit_id"] and found["revalidatable"] else None,
+    }
+    return page(request, "portal/previous.html", context | {"found": found, "links": links})
