@@ -54,13 +54,30 @@ def _fresh_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _run_stack(data_dir: Path, database_url: str | None = None) -> Iterator[Stack]:
-    stack = Stack(data_dir, free_ports(list(DEFAULT_PORTS)), database_url=database_url)
-    stack.start()
+def _run_stack(data_dir: Path, database_url: str | None = None, attempts: int = 3) -> Iterator[Stack]:
+    # free_ports lets go of the ports it found before the stack's processes bind them, and another server
+    # of the test run may take one meanwhile: such a start is tried again, on other ports.
+    for attempt in range(1, attempts + 1):
+        stack = Stack(
+            data_dir / f"start-{attempt}", free_ports(list(DEFAULT_PORTS)), database_url=database_url
+        )
+        try:
+            stack.start()
+            break
+        except RuntimeError:
+            stack.stop()
+            if attempt == attempts or not _lost_a_port(stack):
+                raise
     try:
         yield stack
     finally:
         stack.stop()
+
+
+def _lost_a_port(stack: Stack) -> bool:
+    return any(
+        "address already in use" in log.read_text(errors="replace") for log in stack.logs.glob("*.log")
+    )
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import update
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -34,6 +36,7 @@ from services.payment import api as payment_api
 from services.payment import sandbox_gateway
 from services.payment.models import PaymentOrder
 from services.registration import api
+from services.registration.activities import activities
 from services.registration.models import PersonRegistration, RegistrationEvent
 from services.registration.previous import import_shipped
 from shared import auth as shared_auth
@@ -42,7 +45,7 @@ from shared.catalogue import current_edition, load_edition, years_until_open
 from shared.db import utcnow
 from shared.service import ServiceContext
 from shared.settings import Settings
-from shared.temporal import WORKFLOW_TASK_QUEUE
+from shared.temporal import REGISTRATION_QUEUE, WORKFLOW_TASK_QUEUE
 from shared.types import OrderStatus, RegistrationStatus
 from tests.object_store import SeaweedFS
 from tests.service_env import service_context
@@ -53,6 +56,7 @@ REGISTRATION = "http://registration.test"
 PAYMENT = "http://payment.test"
 CERTIFICATE = "http://certificate.test"
 GATEWAY = "http://gateway.test"
+NOTIFICATION = "http://notification.test"
 PASSWORD = "Expo-portal-2023"
 
 
@@ -188,6 +192,66 @@ class Certificates:
         return app
 
 
+@dataclass
+class Notifications:
+    """The notification service's ``POST /internal/messages``: the messages, kept as sent."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/internal/messages")
+        async def message(request: Request) -> JSONResponse:
+            self.messages.append(await request.json())
+            return JSONResponse({"status": "sent"}, status_code=202)
+
+        return app
+
+    def last_code(self, to: str) -> str:
+        codes = [m["params"]["code"] for m in self.messages if m["to"] == to]
+        assert codes, f"no code was sent to {to}: {self.messages}"
+        code: str = codes[-1]
+        return code
+
+
+@workflow.defn(name="BuyerRegistration")
+class RegistrationStandIn:
+    """Stands in for the BuyerRegistration workflow: a withdrawal records the step with the service's
+    real activity, as the real one does; the registrations in ``refusing`` refuse it as one whose card
+    is in production."""
+
+    refusing: ClassVar[set[str]] = set()
+
+    def __init__(self) -> None:
+        self.start: c.RegistrationStart | None = None
+
+    @workflow.run
+    async def run(self, start: c.RegistrationStart) -> None:
+        self.start = start
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.update(name=c.UPDATE_WITHDRAW)
+    async def withdraw(self, request: c.Withdrawal) -> c.DecisionResult:
+        assert self.start is not None
+        await workflow.execute_activity(
+            c.RECORD_STATUS.name,
+            c.RecordStatus(
+                registration_id=self.start.registration_id, seq=1, step=c.Step.WITHDRAWN,
+                status=RegistrationStatus.WITHDRAWN, at=workflow.now(), detail={"requested_by": request.requested_by},
+            ),
+            task_queue=c.RECORD_STATUS.task_queue,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_attempts=1),
+        )  # fmt: skip
+        return c.DecisionResult(status=RegistrationStatus.WITHDRAWN.value)
+
+    @withdraw.validator
+    def _validate_withdrawal(self, request: c.Withdrawal) -> None:
+        if self.start is not None and self.start.registration_id in self.refusing:
+            raise ApplicationError("the card is in production", type="certificate_in_production")
+
+
 @workflow.defn(name="PaymentOrder")
 class OrderStandIn:
     """Stands in for the PaymentOrder workflow: takes a transfer's voucher, as the real one does."""
@@ -218,6 +282,7 @@ class Portal:
     browser: httpx.AsyncClient
     settings: Settings
     certificates: Certificates
+    notifications: Notifications
 
     async def get(self, path: str, **kwargs: Any) -> Page:
         return page_of(await self.browser.get(path, **kwargs))
@@ -255,18 +320,21 @@ def settings(tmp_path: Path, seaweedfs: SeaweedFS) -> Settings:
         payment_url=PAYMENT,
         certificate_url=CERTIFICATE,
         gateway_url=GATEWAY,
+        notification_url=NOTIFICATION,
     )
 
 
 @pytest.fixture
 async def portal(settings: Settings, seaweedfs: SeaweedFS) -> AsyncIterator[Portal]:
     certificates = Certificates()
+    notifications = Notifications()
     async with time_skipping_environment() as env:
         http = httpx.AsyncClient(
             mounts={
                 REGISTRATION: httpx.ASGITransport(app=api.app),
                 PAYMENT: httpx.ASGITransport(app=payment_api.app),
                 CERTIFICATE: httpx.ASGITransport(app=certificates.app()),
+                NOTIFICATION: httpx.ASGITransport(app=notifications.app()),
             }
         )
         async with service_context(
@@ -275,7 +343,7 @@ async def portal(settings: Settings, seaweedfs: SeaweedFS) -> AsyncIterator[Port
             api.app.state.ctx = ctx
             transport = httpx.ASGITransport(app=api.app)
             async with httpx.AsyncClient(transport=transport, base_url=REGISTRATION) as browser:
-                yield Portal(ctx, browser, settings, certificates)
+                yield Portal(ctx, browser, settings, certificates, notifications)
 
 
 @pytest.fixture
@@ -303,6 +371,22 @@ async def payment(
     ):
         payment_api.app.state.ctx = ctx
         yield env
+
+
+@pytest.fixture
+async def registrations(portal: Portal) -> AsyncIterator[None]:
+    """Workers for the stand-in registration workflows and the registration service's activities."""
+    RegistrationStandIn.refusing.clear()
+    async with (
+        Worker(
+            portal.ctx.temporal,
+            task_queue=WORKFLOW_TASK_QUEUE,
+            workflows=[RegistrationStandIn],
+            workflow_runner=UnsandboxedWorkflowRunner(),
+        ),
+        Worker(portal.ctx.temporal, task_queue=REGISTRATION_QUEUE, activities=activities(portal.ctx)),
+    ):
+        yield
 
 
 # ------------------------------------------------------------------------------------------ steps
@@ -841,3 +925,102 @@ async def test_a_returning_buyer_finds_the_previous_card_and_the_unit_as_it_was(
     assert revalidate and not again.has("previous-register-unit")
     person = await portal.get(revalidate.group(1).replace("&amp;", "&"))
     assert person.value("revalidate_certificate_no") == "B05-0102345"
+
+
+async def test_a_password_reset_by_code_sets_a_new_password_to_log_in_with(portal: Portal) -> None:
+    await sign_up(portal, "lin@ningbo-trade.example.com")
+    await portal.post("/portal/logout", {})
+    login = await portal.get("/portal/login")
+    assert login.has("forgot-password") and 'href="/portal/password-reset"' in login.html
+
+    form = await portal.get("/portal/password-reset")
+    assert form.value("channel") == "sms"
+    asked = await portal.post(
+        "/portal/password-reset", {"login": "lin@ningbo-trade.example.com", "channel": "sms"}
+    )
+    assert asked.status_code == 303, asked.text
+    confirm = await portal.get(asked.headers["location"])
+    assert confirm.value("login") == "lin@ningbo-trade.example.com"
+    assert "验证码已发送" in confirm.html
+    code = portal.notifications.last_code("+8613812345678")
+    assert re.fullmatch(r"\d{6}", code)
+
+    new_password = "Hongqiao-Expo-88"
+    typed = {
+        "login": "lin@ningbo-trade.example.com",
+        "new_password": new_password,
+        "new_password_confirm": new_password,
+    }
+    wrong = page_of(
+        await portal.post(
+            "/portal/password-reset/confirm", typed | {"code": "000000" if code != "000000" else "111111"}
+        )
+    )
+    assert wrong.status == 400
+    assert wrong.error("code") == "验证码错误或已使用，请核对或重新获取"
+    assert wrong.value("login") == "lin@ningbo-trade.example.com" and wrong.value("code") != ""  # kept
+    assert wrong.value("new_password") == "" and wrong.value("new_password_confirm") == ""  # never sent back
+
+    weak = page_of(
+        await portal.post(
+            "/portal/password-reset/confirm?lang=en",
+            typed | {"code": code, "new_password": "short", "new_password_confirm": "short"},
+        )
+    )
+    assert weak.status == 422 and weak.error("new_password")
+    assert weak.value("code") == code
+
+    done = await portal.post("/portal/password-reset/confirm?lang=zh", typed | {"code": code})
+    assert (done.status_code, done.headers["location"]) == (303, "/portal/login?notice=password_reset")
+    assert "密码已重置" in (await portal.get(done.headers["location"] + "&lang=zh")).html
+
+    old = await portal.post("/portal/login", {"login": "lin@ningbo-trade.example.com", "password": PASSWORD})
+    assert old.status_code == 400
+    logged_in = await portal.post(
+        "/portal/login", {"login": "lin@ningbo-trade.example.com", "password": new_password}
+    )
+    assert (logged_in.status_code, logged_in.headers["location"]) == (303, "/portal")
+    assert portal.browser.cookies.get("expo_buyer")
+
+
+async def test_an_unpaid_person_is_withdrawn_only_once_confirmed(portal: Portal, registrations: None) -> None:
+    await with_unit(portal, "lin@ningbo-trade.example.com")
+    rid = registration_id(await add_person(portal, demo_photo("林晓")))
+    await set_status(portal, RegistrationStatus.UNPAID, rid)
+    shown = await portal.get(f"/portal/registrations/{rid}")
+    assert shown.has("withdraw-form") and 'data-confirm="确定撤回该人员的报名吗？"' in shown.html
+
+    # Without the box ticked nothing is withdrawn.
+    unconfirmed = page_of(await portal.post(f"/portal/registrations/{rid}/withdraw", {}))
+    assert unconfirmed.status == 422
+    assert unconfirmed.error("confirm_withdrawal") == "请勾选确认撤回报名"
+    assert unconfirmed.text("status") == "待缴费"
+    assert (await portal.get(f"/portal/registrations/{rid}")).text("status") == "待缴费"
+
+    withdrawn = await portal.post(f"/portal/registrations/{rid}/withdraw", {"confirm_withdrawal": "yes"})
+    assert withdrawn.status_code == 303, withdrawn.text
+    after = await portal.get(withdrawn.headers["location"])
+    assert after.text("status") == "已撤回"
+    assert "报名已撤回" in after.html and not after.has("withdraw-form")
+
+
+async def test_a_refused_withdrawal_is_explained_in_the_pages_language(
+    portal: Portal, registrations: None
+) -> None:
+    await with_unit(portal, "lin@ningbo-trade.example.com")
+    rid = registration_id(await add_person(portal, demo_photo("林晓")))
+    await set_status(portal, RegistrationStatus.CERTIFICATE_IN_PRODUCTION, rid)
+    RegistrationStandIn.refusing.add(rid)
+    await portal.get(f"/portal/registrations/{rid}")
+    refused = page_of(
+        await portal.post(f"/portal/registrations/{rid}/withdraw", {"confirm_withdrawal": "yes"})
+    )
+    assert refused.status == 409
+    assert (
+        refused.error("confirm_withdrawal") == "人员审核已通过，证件制作已开始，不能退款、换人或修改个人信息"
+    )
+    assert refused.text("status") == "制证中"
+    english = page_of(
+        await portal.post(f"/portal/registrations/{rid}/withdraw?lang=en", {"confirm_withdrawal": "yes"})
+    )
+    assert english.error("confirm_withdrawal") == "the card is in production"

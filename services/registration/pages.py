@@ -89,6 +89,15 @@ NOTICES: dict[str, tuple[str, str]] = {
         "汇款凭证已提交，等待财务确认。",
         "The remittance voucher has been submitted for finance's confirmation.",
     ),
+    "code_sent": (
+        "如该账户存在，验证码已发送，10分钟内有效。请填写验证码并设置新密码。",
+        "If the account exists, a code valid for 10 minutes has been sent. Enter it and choose a new password.",
+    ),
+    "password_reset": (
+        "密码已重置，请用新密码登录。",
+        "Your password has been reset: log in with the new one.",
+    ),
+    "withdrawn": ("报名已撤回。", "The registration has been withdrawn."),
     "invoice_issued": (
         "发票已开具，可在下方下载PDF。",
         "The invoice has been issued: download its PDF below.",
@@ -193,7 +202,13 @@ def invalid(field: str, code: str, zh: str, en: str) -> FormErrors:
     return FormErrors({field: ErrorBody(code=code, message=en, message_zh=zh, field=field)}, 422)
 
 
-SECRET_INPUTS = {"csrf", "password", "password_confirm"}  # never shown again
+SECRET_INPUTS = {
+    "csrf",
+    "password",
+    "password_confirm",
+    "new_password",
+    "new_password_confirm",
+}  # never shown again
 
 
 def texts(form: FormData) -> dict[str, str]:
@@ -373,6 +388,64 @@ async def login(request: Request, ctx: Ctx) -> Response:
         refused = FormErrors(refused.errors, 400 if refused.status == 401 else refused.status)
         return refused_page(request, "portal/login.html", refused, {"values": values, "next": to}, {"login"})
     return logged_in(request, session["token"], to)
+
+
+RESET_FIELDS = {"login", "channel"}
+RESET_CONFIRM_FIELDS = {"login", "code", "new_password", "new_password_confirm"}
+
+
+@router.get("/password-reset")
+async def password_reset_form(request: Request) -> HTMLResponse:
+    """Forgot the password: a 6-digit code by SMS to the account's mobile or to its email."""
+    return page(request, "portal/password_reset.html", {"values": {"channel": "sms"}})
+
+
+@router.post("/password-reset")
+async def password_reset(request: Request, ctx: Ctx) -> Response:
+    """``POST /v1/password-resets``: the same answer whether the account exists; then the code's form."""
+    form = await request.form()
+    check_csrf(request, form)
+    values = texts(form)
+    body = {"login": values.get("login", ""), "channel": values.get("channel") or "sms"}
+    try:
+        await anonymous(ctx).call("POST", "/v1/password-resets", json=body)
+    except FormErrors as refused:
+        return refused_page(request, "portal/password_reset.html", refused, {"values": values}, RESET_FIELDS)
+    return redirect(
+        "/portal/password-reset/confirm?" + urlencode({"login": body["login"], "notice": "code_sent"})
+    )
+
+
+@router.get("/password-reset/confirm")
+async def password_reset_confirm_form(request: Request) -> HTMLResponse:
+    login = request.query_params.get("login", "").strip()
+    return page(request, "portal/password_reset_confirm.html", {"values": {"login": login}})
+
+
+@router.post("/password-reset/confirm")
+async def password_reset_confirm(request: Request, ctx: Ctx) -> Response:
+    """``POST /v1/password-resets/confirm`` with the code and the new password (typed twice); then the
+    login page. A wrong or expired code, too many tries or a weak password come back beside their input."""
+    form = await request.form()
+    check_csrf(request, form)
+    values = texts(form)
+    password = str(form.get("new_password") or "")
+    context = {"values": values}
+    if password != str(form.get("new_password_confirm") or ""):
+        mismatch = invalid(
+            "new_password_confirm", "passwords_differ", "两次输入的密码不一致", "the two passwords differ"
+        )
+        return refused_page(
+            request, "portal/password_reset_confirm.html", mismatch, context, RESET_CONFIRM_FIELDS
+        )
+    body = {"login": values.get("login", ""), "code": values.get("code", ""), "new_password": password}
+    try:
+        await anonymous(ctx).call("POST", "/v1/password-resets/confirm", json=body)
+    except FormErrors as refused:
+        return refused_page(
+            request, "portal/password_reset_confirm.html", refused, context, RESET_CONFIRM_FIELDS
+        )
+    return redirect("/portal/login?notice=password_reset")
 
 
 @router.post("/logout")
@@ -726,8 +799,16 @@ async def photo_post(request: Request, registration_id: str, me: LoggedIn) -> Re
     return redirect(f"/portal/registrations/{registration_id}?notice=photo_uploaded")
 
 
-@router.get("/registrations/{registration_id}")
-async def registration_page(request: Request, registration_id: str, me: LoggedIn) -> HTMLResponse:
+# Statuses that have ended: nothing is left to withdraw.
+ENDED_STATUSES = {
+    RegistrationStatus.EXPIRED,
+    RegistrationStatus.REVIEW_FAILED,
+    RegistrationStatus.REFUNDED,
+    RegistrationStatus.WITHDRAWN,
+}
+
+
+async def _registration_context(me: Buyer, registration_id: str) -> dict[str, Any]:
     """A person's timeline (``.../timeline``) and, once a card exists, its delivery and tracking from
     the certificate service (which may be down: the rest of the page still shows)."""
     person = await me.registration.call("GET", f"/v1/registrations/{registration_id}")
@@ -735,7 +816,8 @@ async def registration_page(request: Request, registration_id: str, me: LoggedIn
     card: dict[str, Any] | None = None
     tracking: dict[str, Any] | None = None
     card_unavailable = False
-    if RegistrationStatus(timeline["status"]["code"]) in CARD_STATUSES:
+    status = RegistrationStatus(timeline["status"]["code"])
+    if status in CARD_STATUSES:
         base = f"/v1/registrations/{registration_id}/certificate"
         try:
             card = await me.certificate.call("GET", base)
@@ -747,17 +829,51 @@ async def registration_page(request: Request, registration_id: str, me: LoggedIn
         except httpx.HTTPError as exc:
             log.warning("certificate of %s unavailable: %s", registration_id, type(exc).__name__)
             card_unavailable = True
-    return page(
-        request,
-        "portal/registration.html",
-        {
-            "person": person,
-            "timeline": timeline,
-            "card": card,
-            "tracking": tracking,
-            "card_unavailable": card_unavailable,
-        },
-    )
+    return {
+        "person": person,
+        "timeline": timeline,
+        "card": card,
+        "tracking": tracking,
+        "card_unavailable": card_unavailable,
+        # FAQ X: withdrawing is offered until the card exists; the API says when it is too late.
+        "may_withdraw": status not in ENDED_STATUSES and status not in CARD_STATUSES,
+    }
+
+
+@router.get("/registrations/{registration_id}")
+async def registration_page(request: Request, registration_id: str, me: LoggedIn) -> HTMLResponse:
+    return page(request, "portal/registration.html", await _registration_context(me, registration_id))
+
+
+WITHDRAW_CONFIRM = "confirm_withdrawal"
+
+
+@router.post("/registrations/{registration_id}/withdraw")
+async def withdraw_post(request: Request, registration_id: str, me: LoggedIn) -> Response:
+    """Withdraw the person (``POST /v1/registrations/{id}/withdraw``, FAQ X), once the required box
+    confirms it (``data-confirm`` asks again where JavaScript runs). The API's refusal (the card is in
+    production, a transfer is being confirmed) is shown beside the box."""
+    form = await request.form()
+    check_csrf(request, form)
+    refused: FormErrors | None = None
+    if form.get(WITHDRAW_CONFIRM) != "yes":
+        refused = invalid(
+            WITHDRAW_CONFIRM,
+            "withdrawal_not_confirmed",
+            "请勾选确认撤回报名",
+            "tick the box to confirm the withdrawal",
+        )
+    else:
+        try:
+            await me.registration.call("POST", f"/v1/registrations/{registration_id}/withdraw")
+        except FormErrors as failed:
+            if failed.status in (401, 404):
+                raise
+            refused = FormErrors({WITHDRAW_CONFIRM: first_error(failed)}, failed.status)
+    if refused is not None:
+        context = await _registration_context(me, registration_id) | {"errors": refused.errors}
+        return page(request, "portal/registration.html", context, status_code=refused.status)
+    return redirect(f"/portal/registrations/{registration_id}?notice=withdrawn")
 
 
 # ------------------------------------------------------------------------------------------ payment
