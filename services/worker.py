@@ -12,7 +12,8 @@ import importlib
 
 from shared.logs import configure_logging
 from shared.service import serve_activities
-from shared.settings import SERVICES
+from shared.settings import SERVICES, get_settings
+from shared.tracing import configure_tracing
 
 
 def main() -> None:
@@ -20,6 +21,7 @@ def main() -> None:
     parser.add_argument("service", choices=SERVICES)
     service = parser.parse_args().service
     configure_logging(f"{service}-worker")
+    configure_tracing(f"{service}-worker", get_settings())
     module = importlib.import_module(f"services.{service}.activities")
     asyncio.run(serve_activities(service, service, module.activities))
 

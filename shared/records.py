@@ -3,11 +3,13 @@ service token): one definition for the side that answers and the sides that ask.
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 
+import httpx
 from pydantic import BaseModel, Field
 
-from shared.http import internal_headers
+from shared.http import ApiError, internal_headers
 from shared.service import ServiceContext
 from shared.types import (
     Affiliation,
@@ -18,6 +20,8 @@ from shared.types import (
     UnitKind,
     UnitStatus,
 )
+
+log = logging.getLogger(__name__)
 
 
 def is_mainland_mobile(e164: str) -> bool:
@@ -69,6 +73,33 @@ class UnitMembersRecord(BaseModel):
     members: list[UnitMemberRecord]
 
 
+def registration_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "registration_unavailable",
+        "the registration service did not answer: try again shortly",
+        "报名服务暂时无法访问，请稍后再试",
+    )
+
+
+async def ask_registration(ctx: ServiceContext, path: str) -> bytes | None:
+    """For an API: the registration service's answer on one of its internal routes; None for its 404;
+    503 ``registration_unavailable`` when it does not answer (or answers anything else)."""
+    try:
+        response = await ctx.http.get(
+            f"{ctx.settings.registration_url}{path}", headers=internal_headers(ctx.settings)
+        )
+    except httpx.HTTPError as exc:
+        log.warning("registration service unreachable for %s: %s", path, type(exc).__name__)
+        raise registration_unavailable() from exc
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        log.warning("registration service answered %s for %s", response.status_code, path)
+        raise registration_unavailable()
+    return response.content
+
+
 async def fetch_person(ctx: ServiceContext, registration_id: str) -> PersonRecord:
     """A person as the registration service knows them (raises for HTTP errors: activities retry)."""
     response = await ctx.http.get(
@@ -88,10 +119,10 @@ class UnitPersonRecord(BaseModel):
     status: RegistrationStatus
 
 
-class UnitRecord(BaseModel):
-    """A unit as registered (GET /internal/units/{unit_id}), with its people in the order they joined."""
+class UnitData(BaseModel):
+    """A unit as registered: what the buyer's API answers (``UnitOut``, with its ``id``) and what the
+    other services are told (``UnitRecord``, with its ``unit_id`` and people)."""
 
-    unit_id: str
     edition: str
     kind: UnitKind
     affiliation: Affiliation
@@ -114,6 +145,12 @@ class UnitRecord(BaseModel):
     reject_reason: str | None
     created_at: datetime
     updated_at: datetime
+
+
+class UnitRecord(UnitData):
+    """A unit as registered (GET /internal/units/{unit_id}), with its people in the order they joined."""
+
+    unit_id: str
     people: list[UnitPersonRecord]
 
 

@@ -14,11 +14,15 @@ from temporalio.worker import Worker
 
 from shared.catalogue import Edition, current_edition, load_missions
 from shared.db import Database
+from shared.health import Readiness, add_readiness
 from shared.http import add_health, install_error_handlers
-from shared.process import run_until_stopped
+from shared.logs import configure_logging
+from shared.metrics import measure_api
+from shared.process import GRACEFUL_SHUTDOWN, run_until_stopped
 from shared.settings import ServiceName, Settings, get_settings
 from shared.storage import ObjectStore
 from shared.temporal import connect
+from shared.tracing import configure_tracing, trace_api
 
 
 @dataclass
@@ -36,16 +40,19 @@ class ServiceContext:
     def edition(self) -> Edition:
         return current_edition(self.settings)
 
+    def readiness(self) -> Readiness:
+        return Readiness.for_service(self.service, self.settings, self.db, self.temporal)
+
     async def close(self) -> None:
         await self.http.aclose()
         await self.db.dispose()
 
 
 async def open_context(
-    service: ServiceName, settings: Settings | None = None, *, lazy: bool = False
+    service: ServiceName, settings: Settings | None = None, *, lazy: bool = False, worker: bool = False
 ) -> ServiceContext:
     settings = settings or get_settings()
-    temporal = await connect(settings, lazy=lazy)
+    temporal = await connect(settings, lazy=lazy, worker=worker)
     return ServiceContext(
         service=service,
         settings=settings,
@@ -61,6 +68,8 @@ def create_service_app(service: ServiceName, *, title: str, description: str, ve
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(f"{service}-api")  # after uvicorn's own set-up: its lines become JSON too
+        configure_tracing(f"{service}-api", get_settings())
         # Lazy Temporal connection: the API starts (and answers health checks) while Temporal starts.
         app.state.ctx = await open_context(service, lazy=True)
         # The edition and the mission catalogue are validated now: a broken data file stops the start.
@@ -74,6 +83,9 @@ def create_service_app(service: ServiceName, *, title: str, description: str, ve
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
     install_error_handlers(app)
     add_health(app, service)
+    measure_api(app, service)
+    trace_api(app)
+    add_readiness(app, lambda: app.state.ctx.readiness() if hasattr(app.state, "ctx") else None)
     return app
 
 
@@ -86,9 +98,14 @@ async def serve_activities(
     service: ServiceName, task_queue: str, build: Callable[[ServiceContext], Sequence[Callable[..., Any]]]
 ) -> None:
     """Run a service's activity worker until stopped."""
-    ctx = await open_context(service)
+    ctx = await open_context(service, worker=True)
     try:
-        worker = Worker(ctx.temporal, task_queue=task_queue, activities=build(ctx))
-        await run_until_stopped(worker)
+        worker = Worker(
+            ctx.temporal,
+            task_queue=task_queue,
+            activities=build(ctx),
+            graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        )
+        await run_until_stopped(worker, ctx.readiness(), ctx.settings.worker_http_port)
     finally:
         await ctx.close()

@@ -10,15 +10,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.codec import parse_keys
 
 ServiceName = Literal["registration", "review", "payment", "certificate", "notification"]
 SERVICES: tuple[ServiceName, ...] = ("registration", "review", "payment", "certificate", "notification")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="EXPO_", env_file=".env", extra="ignore")
+    # Inputs stay out of validation errors: many of these values are secrets (keys, passwords).
+    model_config = SettingsConfigDict(
+        env_prefix="EXPO_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     data_dir: Path = Path("var")
     edition: str = "ciie6"
@@ -79,6 +84,39 @@ class Settings(BaseSettings):
     courier_key: SecretStr = SecretStr("dev-courier-key")
     # Ed25519 seed (base64, 32 bytes) with which the organiser signs admission codes.
     admission_signing_seed: SecretStr = SecretStr("ZGV2LWFkbWlzc2lvbi1zaWduaW5nLXNlZWQtMzJieXQ=")
+
+    # ---- Operations: probes and metrics (deploy/, shared/health.py, shared/metrics.py)
+    # A worker process's own HTTP port for /healthz, /readyz and /metrics. 0: the worker serves none
+    # (the embedded stack watches its processes itself).
+    worker_http_port: int = 0
+    # Where the Temporal SDK serves its own Prometheus metrics ("host:port"); unset: not served.
+    temporal_metrics_bind: str | None = None
+
+    # ---- Operations: tracing and logs (shared/tracing.py, shared/logs.py)
+    # OTLP/HTTP endpoint that traces are exported to (http://otel-collector:4318); unset: not exported.
+    otlp_endpoint: str | None = None
+
+    # ---- Personal data: workflow payload encryption (shared/codec.py)
+    # Keys that encrypt workflow payloads (AES-256-GCM): "key-id:base64 of 32 bytes", comma-separated;
+    # the first encrypts, every one listed decrypts (rotation: put the new key first, keep the old).
+    # Unset: payloads stay plain (tests of single services). The embedded stack sets a development key.
+    payload_keys: SecretStr | None = None
+    # Browser origins of the Temporal Web UI allowed to call the codec endpoint (review service, /codec)
+    # with the staff login cookie, comma-separated.
+    codec_cors_origins: str = "http://127.0.0.1:8233,http://localhost:8233"
+
+    @field_validator("payload_keys")
+    @classmethod
+    def _payload_keys_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        """A malformed key list stops the process at start, with what is wrong (never the key)."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_keys(value.get_secret_value())
+        return value
+
+    @property
+    def codec_origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip())
 
     def service_database_url(self, service: ServiceName) -> str:
         if self.database_url:

@@ -37,6 +37,46 @@ def postgres_available() -> None:
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}")
 
 
+# The suite's second pass (``./expo test`` runs it): every test that keeps data in a service's database
+# runs again with its services on PostgreSQL (a fresh database per test) instead of SQLite files.
+ON_POSTGRES = os.environ.get("EXPO_TEST_DATABASE") == "postgresql"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On the PostgreSQL pass, keep the tests of modules that build a service's database
+    (``service_context`` or ``upgrade``); the full-stack tests have PostgreSQL variants of their own."""
+    if not ON_POSTGRES:
+        return
+    keep: list[pytest.Item] = []
+    leave: list[pytest.Item] = []
+    for item in items:
+        module = item.getparent(pytest.Module)
+        names = vars(module.obj) if module is not None else {}
+        builds_a_database = "service_context" in names or "upgrade" in names
+        runs_the_stack = {"stack", "postgres_stack"} & set(getattr(item, "fixturenames", ()))
+        both_already = module is not None and module.name == "test_database.py"
+        (keep if builds_a_database and not runs_the_stack and not both_already else leave).append(item)
+    config.hook.pytest_deselected(items=leave)
+    items[:] = keep
+
+
+@pytest.fixture(autouse=True)
+def service_databases_on_postgres(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Every ``Settings`` a test builds (autouse fixtures come first) keeps its services' databases as
+    SQLite files under its ``data_dir``, whatever the shell says; on the PostgreSQL pass they name a
+    fresh PostgreSQL database through ``EXPO_DATABASE_URL``."""
+    if not ON_POSTGRES:
+        monkeypatch.delenv("EXPO_DATABASE_URL", raising=False)
+        yield
+        return
+    request.getfixturevalue("postgres_available")
+    for url in _fresh_database():
+        monkeypatch.setenv("EXPO_DATABASE_URL", url)
+        yield
+
+
 @pytest.fixture
 def postgres_database(postgres_available: None) -> Iterator[str]:
     """A new, empty database for one test; dropped afterwards."""
@@ -84,6 +124,13 @@ def _lost_a_port(stack: Stack) -> bool:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole system on free ports with SQLite, shared by the full-stack tests."""
     yield from _run_stack(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="module")
+def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A whole system of the test module's own (SQLite, free ports), for tests that add processes to
+    it or kill some: the shared ``stack`` is left as the other tests expect it."""
+    yield from _run_stack(tmp_path_factory.mktemp("own-stack"))
 
 
 @pytest.fixture(scope="module")

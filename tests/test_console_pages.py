@@ -129,6 +129,15 @@ def _task(
     )  # fmt: skip
 
 
+def _opened(
+    kind: c.ReviewKind, subject_id: str, unit_id: str, mission: str, workflow_id: str, round: int = 1
+) -> c.OpenReviewTask:
+    return c.OpenReviewTask(
+        kind=kind, subject_id=subject_id, round=round, workflow_id=workflow_id, edition="ciie6", mission=mission,
+        sub_mission=None, unit_id=unit_id, opened_at=utcnow(), unit_kind=UnitKind.ENTERPRISE,
+    )  # fmt: skip
+
+
 @pytest.fixture
 async def console(world: World, seaweedfs: SeaweedFS, tmp_path: Path) -> AsyncIterator[Console]:
     own, other = await world.start_unit(), await world.start_unit()
@@ -169,22 +178,25 @@ async def console(world: World, seaweedfs: SeaweedFS, tmp_path: Path) -> AsyncIt
                 _person_row(person.id, approved.id, photo_key, ID_NUMBER),
                 _person_row(other_person, other_unit, None, "11010519491231002X"),
             ])  # fmt: skip
-        async with review.db.transaction() as session:
-            # What the review service's activity stores when the workflows open their reviews.
-            unit = c.ReviewKind.UNIT
+        unit = c.ReviewKind.UNIT
+        async with review.db.transaction() as session:  # rounds decided before
             session.add_all([
-                _task(unit, own.id, own.id, OWN, own.handle.id),
-                _task(unit, other.id, other.id, OTHER, other.handle.id),
                 _task(unit, approved.id, approved.id, OWN, approved.handle.id, decided_at=utcnow(),
                       decision="approve"),
                 _task(unit, other_unit, other_unit, OTHER, f"unit-ciie6-{other_unit}", decided_at=utcnow(),
                       decision="approve"),
-                _task(c.ReviewKind.PERSON, person.id, approved.id, OWN, person.handle.id),
-                _task(c.ReviewKind.PERSON, other_person, other_unit, OTHER,
-                      f"registration-ciie6-{other_person}"),
             ])  # fmt: skip
         review_api.app.state.ctx = review
         registration_api.app.state.ctx = registration
+        # The rounds awaiting review, as the workflows open them: the review service's activity queues
+        # each with its names, read from the registration service.
+        for kind, subject, unit_id, mission, workflow_id in (
+            (unit, own.id, own.id, OWN, own.handle.id),
+            (unit, other.id, other.id, OTHER, other.handle.id),
+            (c.ReviewKind.PERSON, person.id, approved.id, OWN, person.handle.id),
+            (c.ReviewKind.PERSON, other_person, other_unit, OTHER, f"registration-ciie6-{other_person}"),
+        ):
+            await ReviewActivities(review).open_task(_opened(kind, subject, unit_id, mission, workflow_id))
         yield Console(
             world, review, registration, seaweedfs, {"own": own, "other": other, "approved": approved},
             person, other_person, photo,
@@ -304,6 +316,34 @@ async def test_the_queue_lists_filters_pages_and_exports(console: Console) -> No
         refused = await browser.get("/console", params={"mission": OTHER, "lang": "en"})
         assert refused.status_code == 403
         assert text_of(refused.text, "f-mission-error") == "that mission is not yours to see"
+
+
+async def test_the_queue_names_the_people_and_units_under_review(console: Console) -> None:
+    """Rows name the person and the unit as registered (and the mission), not bare ids; a unit that
+    changes its data renames itself in its people's open reviews. No ID number or phone in the list."""
+    _, own_staff = await console.staff(StaffRole.MISSION_STAFF, OWN)
+    own, approved, person = console.units["own"].id, console.units["approved"].id, console.person.id
+    async with console.browser(own_staff) as browser:
+        units = (await browser.get("/console", params={"lang": "en"})).text
+        assert text_of(units, f"open-{own}") == f"测试贸易有限公司 {own}"
+        assert "Shanghai Trade Mission" in (text_of(units, f"task-{own}") or "")
+        people = (await browser.get("/console", params={"kind": "person", "lang": "en"})).text
+        assert text_of(people, f"open-{person}") == f"李明 {person}"
+        assert (text_of(people, f"unit-of-{person}") or "").startswith(f"测试贸易有限公司 {approved}")
+        assert "Shanghai Trade Mission" in (text_of(people, f"task-{person}") or "")
+        assert f"李明 {console.other_person}" not in people  # another mission's people stay unseen
+        assert ID_NUMBER not in people and "+8613900000001" not in people
+
+        async with console.registration.db.transaction() as session:
+            renamed = await session.get(UnitRow, approved)
+            assert renamed is not None
+            renamed.name = "青岛海洋贸易有限公司"
+        reopened = _opened(c.ReviewKind.UNIT, approved, approved, OWN, f"unit-ciie6-{approved}", round=2)
+        await ReviewActivities(console.review).open_task(reopened)
+        people = (await browser.get("/console", params={"kind": "person", "lang": "en"})).text
+        assert text_of(people, f"unit-of-{person}") == f"青岛海洋贸易有限公司 {approved}"
+        units = (await browser.get("/console", params={"lang": "en"})).text
+        assert text_of(units, f"open-{approved}") == "青岛海洋贸易有限公司"
 
 
 async def test_a_bulk_decision_shows_each_items_outcome(console: Console) -> None:

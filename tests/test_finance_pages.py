@@ -2,9 +2,9 @@
 
 The payment app serves the pages; they call its public API over HTTP at ``settings.payment_url`` as any
 client would, with a staff token of the review service, which runs for real on its own migrated SQLite
-database (the login, ``/v1/staff/me``, and the session route the payment API asks). The registration
-and notification services are stand-ins (tests/service_stand_ins.py: a buyer's token ``unit:<unit>``),
-the gateway is the sandbox (in process), vouchers and invoices are in a real SeaweedFS
+database (the login, ``/v1/staff/me``, and the session route the payment API asks). So does the
+registration service (the units as registered, which say who paid; buyers' sessions); the notification
+service is a stand-in (tests/service_stand_ins.py), the gateway is the sandbox (in process), vouchers and invoices are in a real SeaweedFS
 (tests/object_store.py). Orders' workflows are the real ones on the time-skipping server with fake
 services (tests/workflow_env.py), so a decision sent from a page reaches the order's workflow, whose
 validators accept or refuse it; the payment service's tables are filled as its activities would.
@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,9 @@ from services.payment import api as payment_api
 from services.payment import sandbox_gateway
 from services.payment.activities import PaymentActivities, gateway_for
 from services.payment.models import GatewayTransaction, OrderItem, PaymentOrder
+from services.registration import api as registration_api
+from services.registration.models import PersonRegistration
+from services.registration.models import Unit as UnitRow
 from services.review import api as review_api
 from services.review.models import StaffRole
 from shared import auth as shared_auth
@@ -35,11 +39,22 @@ from shared.db import utcnow
 from shared.ids import new_id
 from shared.service import ServiceContext
 from shared.settings import Settings
-from shared.types import FeeKind, OrderStatus, PaymentMethod, QrChannel
+from shared.types import (
+    Affiliation,
+    DeliveryMethod,
+    FeeKind,
+    IdType,
+    OrderStatus,
+    PaymentMethod,
+    QrChannel,
+    RegistrationStatus,
+    UnitKind,
+    UnitStatus,
+)
 from tests.object_store import SeaweedFS
 from tests.page_env import CSRF, add_staff, page_browser, text_of
-from tests.service_env import service_context
-from tests.service_stand_ins import REVIEW, URLS, StandIns, unit
+from tests.service_env import buyer_headers, service_context
+from tests.service_stand_ins import REGISTRATION, REVIEW, URLS, StandIns
 from tests.workflow_world import (
     FEE_FEN,
     MISSION,
@@ -64,9 +79,11 @@ class Finance:
     world: World
     payment: ServiceContext
     review: ServiceContext
+    registration: ServiceContext
     seaweedfs: SeaweedFS
     transfer: Order  # own mission, its voucher awaiting finance (a real workflow)
-    other_transfer: str  # the other mission's transfer awaiting finance (no workflow)
+    other_transfer: str  # the other mission's transfer awaiting finance (no workflow), an overseas unit's
+    other_unit: str
     voucher_keys: list[str]  # own transfer's, the other's
 
     def browser(self, token: str | None = None) -> httpx.AsyncClient:
@@ -77,6 +94,54 @@ class Finance:
         """A review-service staff account with PASSWORD, logged in: (login, token)."""
         async with self.review.db.transaction() as session:
             return await add_staff(session, role, mission, PASSWORD)
+
+    async def buyer(self, unit_id: str) -> dict[str, str]:
+        """A buyer of ``unit_id``, logged in at the registration service: the Authorization header."""
+        return await buyer_headers(self.registration, unit_id=unit_id)
+
+    async def register(self, unit_id: str, mission: str, people: list[str], **unit: str | None) -> None:
+        """The unit and its people as the registration service has them (who paid)."""
+        await register(self.registration, unit_id, mission, people, **unit)
+
+
+def unit_name(unit_id: str) -> str:
+    return f"上海测试贸易有限公司 {unit_id}"
+
+
+def credit_code(unit_id: str) -> str:
+    """A unified social credit code of its own for each unit (one unit per code and edition)."""
+    return f"9131{unit_id}".ljust(18, "0")[:18]
+
+
+def person_name(registration_id: str) -> str:
+    return f"李明 {registration_id}"
+
+
+async def register(
+    ctx: ServiceContext, unit_id: str, mission: str, people: list[str], **unit: str | None
+) -> None:
+    """A unit of the Chinese mainland (``credit_code``) unless ``unit`` says otherwise, with its people."""
+    fields: dict[str, str | None] = {"credit_code": credit_code(unit_id), "country": "CN", **unit}
+    async with ctx.db.transaction() as session:
+        session.add(
+            UnitRow(
+                id=unit_id, edition="ciie6", kind=UnitKind.ENTERPRISE, affiliation=Affiliation.RESIDENCE,
+                name=unit_name(unit_id), address="上海市黄浦区中山东一路1号", industry="贸易",
+                contact_name="王芳", contact_mobile="+8613900000000", contact_email="wang@example.com",
+                mission=mission, sub_mission=None, statistics_mission=mission, statistics_sub_mission=None,
+                status=UnitStatus.APPROVED, workflow_id=f"unit-ciie6-{unit_id}", **fields,
+            )
+        )  # fmt: skip
+        await session.flush()
+        session.add_all(
+            PersonRegistration(
+                id=rid, edition="ciie6", unit_id=unit_id, name=person_name(rid), id_type=IdType.PASSPORT,
+                id_number=f"E{rid}", nationality="CN", mobile="+8613900000001", email="li@example.com",
+                job_title="采购经理", personnel_label="purchaser", delivery_method=DeliveryMethod.EXPRESS,
+                status=RegistrationStatus.UNPAID, workflow_id=f"registration-ciie6-{rid}",
+            )
+            for rid in people
+        )  # fmt: skip
 
 
 async def put_voucher(ctx: ServiceContext, order_no: str) -> str:
@@ -131,23 +196,26 @@ async def finance(
     world: World, seaweedfs: SeaweedFS, settings: Settings, sandbox: sandbox_gateway.SandboxState
 ) -> AsyncIterator[Finance]:
     stand_ins = StandIns.fresh(settings)
-    # The services reach each other (and the pages their own API) over HTTP, in process; the review
-    # service is the real one (staff logins), the registration and notification services stand-ins.
+    # The services reach each other (and the pages their own API) over HTTP, in process; the review and
+    # registration services are the real ones (staff logins; units, buyers), notification a stand-in.
     http = httpx.AsyncClient(
         mounts={
             **stand_ins.mounts(),
             REVIEW: httpx.ASGITransport(app=review_api.app),
+            REGISTRATION: httpx.ASGITransport(app=registration_api.app),
             PAYMENT: httpx.ASGITransport(app=payment_api.app),
             GATEWAY: httpx.ASGITransport(app=sandbox_gateway.app),
         }
     )
     async with (
         service_context("review", settings) as review,
+        service_context("registration", settings, temporal=world.client) as registration,
         service_context(
             "payment", settings, temporal=world.client, http=http, store=seaweedfs.store
         ) as payment,
     ):
         review_api.app.state.ctx = review
+        registration_api.app.state.ctx = registration
         payment_api.app.state.ctx = payment
         # Own mission: a unit's transfer whose voucher the order's workflow took.
         own_unit, (person,) = await approved_unit_with_unpaid(world)
@@ -157,11 +225,18 @@ async def finance(
         key = await put_voucher(payment, transfer.no)
         assert (await transfer.upload_voucher(key)).status == OrderStatus.AWAITING_CONFIRMATION
         await add_order(payment, transfer.no, own_unit.id, MISSION, [person.id], voucher_key=key)
-        # The other mission's transfer, in the tables only.
-        other = new_id("P")
+        await register(registration, own_unit.id, MISSION, [person.id])
+        # The other mission's transfer, in the tables only: an overseas unit's.
+        other, other_unit, other_person = new_id("P"), new_id("U"), new_id("R")
         other_key = await put_voucher(payment, other)
-        await add_order(payment, other, new_id("U"), OTHER, [new_id("R")], voucher_key=other_key)
-        found = Finance(world, payment, review, seaweedfs, transfer, other, [key, other_key])
+        await add_order(payment, other, other_unit, OTHER, [other_person], voucher_key=other_key)
+        await register(
+            registration, other_unit, OTHER, [other_person],
+            credit_code=None, foreign_registration_no="HRB 123456", country="DE",
+        )  # fmt: skip
+        found = Finance(
+            world, payment, review, registration, seaweedfs, transfer, other, other_unit, [key, other_key]
+        )
         yield found
     await http.aclose()
     for key in found.voucher_keys:
@@ -246,7 +321,8 @@ async def test_the_transfer_list_shows_each_transfer_and_its_voucher_opens(finan
             assert (
                 f'id="decision-{order_no}"' in page.text and f'id="f-{order_no}-bank_reference"' in page.text
             )
-        assert text_of(page.text, f"transfer-{own}-unit") == finance.transfer.start.unit_id
+        own_unit = finance.transfer.start.unit_id  # each transfer says who paid: the unit's name
+        assert text_of(page.text, f"transfer-{own}-unit") == f"{unit_name(own_unit)} {own_unit}"
 
         voucher = await browser.get(f"/finance/transfers/{own}/voucher")
         assert voucher.status_code == 200 and voucher.content == VOUCHER
@@ -370,6 +446,7 @@ async def test_the_ledger_shows_payments_refunds_and_invoices(finance: Finance) 
     buyer_unit, (person,) = await approved_unit_with_unpaid(world)
     order = await world.start_order(buyer_unit, [person], deadline_in=timedelta(days=5))
     await add_order(ctx, order.no, buyer_unit.id, MISSION, [person.id], method=PaymentMethod.QR)
+    await finance.register(buyer_unit.id, MISSION, [person.id])
     gateway = gateway_for(ctx)
     qr = await gateway.create_qr(
         order_no=order.no, amount_fen=FEE_FEN, channel=QrChannel.UNIONPAY, notify_url=f"{PAYMENT}/cb"
@@ -393,7 +470,9 @@ async def test_the_ledger_shows_payments_refunds_and_invoices(finance: Finance) 
             )
         )
         invoice = await ctx.http.post(  # the unit's buyer asks for it
-            f"{PAYMENT}/v1/orders/{order.no}/invoice", json=INVOICE, headers=unit(buyer_unit.id)
+            f"{PAYMENT}/v1/orders/{order.no}/invoice",
+            json=INVOICE,
+            headers=await finance.buyer(buyer_unit.id),
         )
         assert invoice.status_code == 201, invoice.text
         behaviour = {"order_no": order.no, "refund_failures": 1}
@@ -436,6 +515,7 @@ async def test_the_ledger_shows_payments_refunds_and_invoices(finance: Finance) 
         done = await browser.get("/finance/refunds", params={"order_no": order.no, "lang": "en"})
         row = text_of(done.text, f"refund-{refund_no}") or ""
         assert "Refunded" in row and "personnel review failed" in row and person.id in row
+        assert unit_name(buyer_unit.id) in row  # whose money went back
         assert re.search(rf'id="refund-{refund_no}".*?<td class="attempts">2</td>', done.text, re.S)
 
 
@@ -443,8 +523,9 @@ async def test_orders_whose_money_does_not_match_are_listed_by_view(finance: Fin
     ctx = finance.payment
     _, own_finance = await finance.staff(StaffRole.FINANCE, MISSION)
     _, other_finance = await finance.staff(StaffRole.FINANCE, OTHER)
-    order_no, person = new_id("P"), new_id("R")
-    await add_order(ctx, order_no, new_id("U"), MISSION, [person], method=PaymentMethod.QR)
+    order_no, person, unit_id = new_id("P"), new_id("R"), new_id("U")
+    await add_order(ctx, order_no, unit_id, MISSION, [person], method=PaymentMethod.QR)
+    await finance.register(unit_id, MISSION, [person])
     qr = await gateway_for(ctx).create_qr(
         order_no=order_no, amount_fen=FEE_FEN, channel=QrChannel.UNIONPAY, notify_url=f"{PAYMENT}/cb"
     )
@@ -464,6 +545,7 @@ async def test_orders_whose_money_does_not_match_are_listed_by_view(finance: Fin
         assert page.status_code == 200
         row = text_of(page.text, f"order-{order_no}") or ""
         assert "CNY 1,000.00" in row and "CNY 500.00" in row and "Shanghai" in row
+        assert unit_name(unit_id) in row  # who paid twice
         assert f'href="/finance/orders/{order_no}"' in page.text
         underpaid = await browser.get("/finance/orders", params={"view": "underpaid"})
         assert text_of(underpaid.text, f"order-{order_no}") is None
@@ -472,3 +554,67 @@ async def test_orders_whose_money_does_not_match_are_listed_by_view(finance: Fin
     async with finance.browser(other_finance) as browser:
         page = await browser.get("/finance/orders", params={"view": "overpaid"})
         assert page.status_code == 200 and text_of(page.text, f"order-{order_no}") is None
+
+
+# ------------------------------------------------------------------------------------------ who paid
+
+
+async def test_the_order_page_says_who_paid(finance: Finance) -> None:
+    """The order's unit as registered (name, credit code or registration number, mission) and the
+    people it pays for, by name."""
+    _, own_finance = await finance.staff(StaffRole.FINANCE, MISSION)
+    _, admin = await finance.staff(StaffRole.ADMINISTRATOR)
+    own, unit_id = finance.transfer.no, finance.transfer.start.unit_id
+    (person,) = finance.transfer.start.registration_ids
+    async with finance.browser(own_finance) as browser:
+        page = await browser.get(f"/finance/orders/{own}", params={"lang": "en"})
+        assert page.status_code == 200
+        assert text_of(page.text, "unit-name") == f"{unit_name(unit_id)} {unit_id}"
+        assert text_of(page.text, "unit-credit-code") == credit_code(unit_id)
+        assert text_of(page.text, "unit-mission") == "Shanghai Trade Mission"
+        line = text_of(page.text, f"line-{person}") or ""
+        assert person_name(person) in line and "CNY 500.00" in line
+        assert "+8613900000001" not in page.text  # finance sees who paid, not their phones
+    async with finance.browser(admin) as browser:
+        page = await browser.get(f"/finance/orders/{finance.other_transfer}", params={"lang": "zh"})
+        assert text_of(page.text, "unit-registration-no") == "HRB 123456"  # registered outside the mainland
+        assert text_of(page.text, "unit-credit-code") is None
+        assert text_of(page.text, "unit-mission") == "北京市交易团"
+
+
+async def test_who_paid_is_for_finance_of_the_orders_mission_only(finance: Finance) -> None:
+    own = finance.transfer.no
+    unit_id = finance.transfer.start.unit_id
+    _, own_finance = await finance.staff(StaffRole.FINANCE, MISSION)
+    _, other_finance = await finance.staff(StaffRole.FINANCE, OTHER)
+    _, mission_staff = await finance.staff(StaffRole.MISSION_STAFF, MISSION)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=payment_api.app), base_url=PAYMENT) as api:
+
+        async def get(path: str, token: str | dict[str, str], **params: Any) -> httpx.Response:
+            headers = token if isinstance(token, dict) else {"Authorization": f"Bearer {token}"}
+            return await api.get(path, headers=headers, params=params)
+
+        answer = await get(f"/v1/finance/orders/{own}", own_finance)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["unit"]["name"] == unit_name(unit_id) and body["unit"]["mission"] == MISSION
+        assert body["unit"]["credit_code"] == credit_code(unit_id)
+        assert [line["registration_id"] for line in body["lines"]] == finance.transfer.start.registration_ids
+        # Another mission's finance staff: as if there were no such order.
+        refused = await get(f"/v1/finance/orders/{own}", other_finance)
+        assert (refused.status_code, refused.json()["code"]) == (404, "not_found")
+        # Mission staff review; they do not see payments.
+        refused = await get(f"/v1/finance/orders/{own}", mission_staff)
+        assert (refused.status_code, refused.json()["code"]) == (403, "finance_only")
+        # The unit's own buyer: a buyer's login is no staff login (as on every finance route).
+        refused = await get(f"/v1/finance/orders/{own}", await finance.buyer(unit_id))
+        assert (refused.status_code, refused.json()["code"]) == (401, "unauthenticated")
+
+        # A list's units, in one request: only those of orders the caller sees.
+        both = {"unit_id": [unit_id, finance.other_unit, "UNOSUCHUNIT"]}
+        names = await get("/v1/finance/units", own_finance, **both)
+        assert [unit["name"] for unit in names.json()] == [unit_name(unit_id)]
+        names = await get("/v1/finance/units", other_finance, **both)
+        assert [unit["unit_id"] for unit in names.json()] == [finance.other_unit]
+        refused = await get("/v1/finance/units", mission_staff, **both)
+        assert refused.status_code == 403

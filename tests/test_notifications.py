@@ -461,7 +461,7 @@ async def test_the_log_refuses_callers_without_a_staff_login(logged: World) -> N
 
 # Routes that need no staff login, and why: health, the embedded SMS provider's outbox (it stands in
 # for the phones), and the service-to-service routes (the service token).
-OPEN = {("get", "/healthz"), ("get", "/v1/sms-outbox")}
+OPEN = {("get", "/healthz"), ("get", "/readyz"), ("get", "/v1/sms-outbox")}
 
 
 def operations() -> list[tuple[str, str]]:
@@ -477,7 +477,8 @@ async def test_every_route_but_health_the_outbox_and_internal_ones_needs_a_staff
         what = f"{method.upper()} {path}"
         if (method, path) in OPEN:
             response = await world.api.request(method.upper(), path)
-            assert response.status_code == 200, (what, response.text)
+            # answered without a login (readiness may say 503: this test's API has no Temporal)
+            assert response.status_code not in (401, 403), (what, response.text)
             continue
         for headers in ({}, {"Authorization": "Bearer not-a-token"}):
             response = await world.api.request(method.upper(), path, json={}, headers=headers)

@@ -59,6 +59,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("get", "/v1/transfers"): ("finance", None),
     ("get", "/v1/finance/orders"): ("finance", None),
     ("get", "/v1/finance/refunds"): ("finance", None),
+    ("get", "/v1/finance/orders/{order_no}"): ("finance", None),
+    ("get", "/v1/finance/units"): ("finance", None),
     ("get", "/v1/transfers/{order_no}/voucher"): ("finance", None),
     ("post", "/v1/orders/{order_no}/reconcile"): ("decision", None),
     ("post", "/v1/orders/{order_no}/transfer-decision"): (

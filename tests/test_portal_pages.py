@@ -4,7 +4,9 @@ token, a person registered with a photo, the progress page, and paying by QR cod
 
 The registration service runs in process (httpx's ASGI transport) on its own SQLite database, with the
 session's SeaweedFS as the object store (tests/object_store.py) and Temporal's time-skipping server,
-where the workflows it starts wait. The portal's pages call the registration API over HTTP as in
+where the workflows it starts wait; tests that withdraw, change or substitute a person run the real
+registration and unit workflows there (the ``lifecycle`` fixture), with the registration service's own
+activities and fakes of the other services' (tests/workflow_env.py). The portal's pages call the registration API over HTTP as in
 production, here through the same transport; the payment service runs in process too (with the sandbox
 gateway, and a stand-in order workflow on a Temporal server of its own), and the certificate service is
 a stand-in answering a card and its tracking. The browser is an httpx client keeping cookies.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -26,8 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import update
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -45,11 +47,17 @@ from shared.catalogue import current_edition, load_edition, years_until_open
 from shared.db import utcnow
 from shared.service import ServiceContext
 from shared.settings import Settings
-from shared.temporal import REGISTRATION_QUEUE, WORKFLOW_TASK_QUEUE
-from shared.types import OrderStatus, RegistrationStatus
+from shared.temporal import (
+    REGISTRATION_QUEUE,
+    WORKFLOW_TASK_QUEUE,
+    registration_workflow_id,
+    unit_workflow_id,
+)
+from shared.types import Decision, OrderStatus, PaymentMethod, RegistrationStatus
 from tests.object_store import SeaweedFS
 from tests.service_env import service_context
-from tests.workflow_env import time_skipping_environment
+from tests.workflow_env import WORKFLOWS, FakeServices, time_skipping_environment
+from tests.workflow_world import eventually
 
 REHEARSAL = years_until_open(load_edition("ciie6"), utcnow())  # registration open today
 REGISTRATION = "http://registration.test"
@@ -215,43 +223,6 @@ class Notifications:
         return code
 
 
-@workflow.defn(name="BuyerRegistration")
-class RegistrationStandIn:
-    """Stands in for the BuyerRegistration workflow: a withdrawal records the step with the service's
-    real activity, as the real one does; the registrations in ``refusing`` refuse it as one whose card
-    is in production."""
-
-    refusing: ClassVar[set[str]] = set()
-
-    def __init__(self) -> None:
-        self.start: c.RegistrationStart | None = None
-
-    @workflow.run
-    async def run(self, start: c.RegistrationStart) -> None:
-        self.start = start
-        await workflow.wait_condition(lambda: False)
-
-    @workflow.update(name=c.UPDATE_WITHDRAW)
-    async def withdraw(self, request: c.Withdrawal) -> c.DecisionResult:
-        assert self.start is not None
-        await workflow.execute_activity(
-            c.RECORD_STATUS.name,
-            c.RecordStatus(
-                registration_id=self.start.registration_id, seq=1, step=c.Step.WITHDRAWN,
-                status=RegistrationStatus.WITHDRAWN, at=workflow.now(), detail={"requested_by": request.requested_by},
-            ),
-            task_queue=c.RECORD_STATUS.task_queue,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_attempts=1),
-        )  # fmt: skip
-        return c.DecisionResult(status=RegistrationStatus.WITHDRAWN.value)
-
-    @withdraw.validator
-    def _validate_withdrawal(self, request: c.Withdrawal) -> None:
-        if self.start is not None and self.start.registration_id in self.refusing:
-            raise ApplicationError("the card is in production", type="certificate_in_production")
-
-
 @workflow.defn(name="PaymentOrder")
 class OrderStandIn:
     """Stands in for the PaymentOrder workflow: takes a transfer's voucher, as the real one does."""
@@ -373,20 +344,75 @@ async def payment(
         yield env
 
 
+@dataclass
+class Lifecycle:
+    """The real registration and unit workflows behind the portal. The test acts as the mission's
+    reviewers and the payment service do, by the workflows' contract names; the registration service
+    records each step with its own activities, so the pages show what the workflows did."""
+
+    portal: Portal
+    services: FakeServices
+
+    def _handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        return self.portal.ctx.temporal.get_workflow_handle(workflow_id)
+
+    def _registration(self, registration_id: str) -> WorkflowHandle[Any, Any]:
+        return self._handle(registration_workflow_id(self.portal.ctx.edition.code, registration_id))
+
+    async def approve_unit(self, unit_id: str) -> None:
+        """The trade mission approves the unit: its people get their payment notice (``unpaid``)."""
+        decision = c.ReviewDecision(decision=Decision.APPROVE, reviewer="mission-reviewer")
+        unit = self._handle(unit_workflow_id(self.portal.ctx.edition.code, unit_id))
+        await unit.execute_update(c.UPDATE_DECIDE, decision, result_type=c.DecisionResult)
+
+    async def pay(self, registration_id: str) -> None:
+        """The payment service confirms an order that paid for the person (``to_be_reviewed``)."""
+        paid = c.PaymentConfirmed(
+            order_no=f"O-{registration_id}",
+            method=PaymentMethod.QR,
+            transaction_id=f"TX-{registration_id}",
+            paid_at=utcnow(),
+        )
+        await self._registration(registration_id).signal(c.SIGNAL_PAYMENT_CONFIRMED, paid)
+
+    async def pass_review(self, registration_id: str) -> None:
+        """The personnel review passes: certificate-making starts."""
+        decision = c.ReviewDecision(decision=Decision.APPROVE, reviewer="personnel-reviewer")
+        await self._registration(registration_id).execute_update(
+            c.UPDATE_DECIDE, decision, result_type=c.DecisionResult
+        )
+
+    async def reached(self, registration_id: str, status: RegistrationStatus) -> None:
+        """Until the buyer's API shows the person in ``status`` (the workflow has recorded it)."""
+
+        async def shown() -> str:
+            answer = await self.portal.browser.get(
+                f"/v1/registrations/{registration_id}", headers=self.portal.buyer
+            )
+            code: str = answer.json()["status"]["code"]
+            return code
+
+        await eventually(shown, lambda code: code == status, f"{registration_id} {status}")
+
+
 @pytest.fixture
-async def registrations(portal: Portal) -> AsyncIterator[None]:
-    """Workers for the stand-in registration workflows and the registration service's activities."""
-    RegistrationStandIn.refusing.clear()
-    async with (
-        Worker(
-            portal.ctx.temporal,
-            task_queue=WORKFLOW_TASK_QUEUE,
-            workflows=[RegistrationStandIn],
-            workflow_runner=UnsandboxedWorkflowRunner(),
-        ),
-        Worker(portal.ctx.temporal, task_queue=REGISTRATION_QUEUE, activities=activities(portal.ctx)),
-    ):
-        yield
+async def lifecycle(portal: Portal) -> AsyncIterator[Lifecycle]:
+    """The workflow worker and the registration service's activities on the portal's Temporal server,
+    and fakes of the review, payment, certificate and notification services' activities."""
+    services = FakeServices()
+    client = portal.ctx.temporal
+    services.client = client
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            Worker(client, task_queue=WORKFLOW_TASK_QUEUE, workflows=list(WORKFLOWS))
+        )
+        await stack.enter_async_context(
+            Worker(client, task_queue=REGISTRATION_QUEUE, activities=activities(portal.ctx))
+        )
+        for queue, fakes in services.activities_by_queue().items():
+            if queue != REGISTRATION_QUEUE:  # the real service's, above
+                await stack.enter_async_context(Worker(client, task_queue=queue, activities=fakes))
+        yield Lifecycle(portal, services)
 
 
 # ------------------------------------------------------------------------------------------ steps
@@ -983,10 +1009,13 @@ async def test_a_password_reset_by_code_sets_a_new_password_to_log_in_with(porta
     assert portal.browser.cookies.get("expo_buyer")
 
 
-async def test_an_unpaid_person_is_withdrawn_only_once_confirmed(portal: Portal, registrations: None) -> None:
-    await with_unit(portal, "lin@ningbo-trade.example.com")
+async def test_an_unpaid_person_is_withdrawn_only_once_confirmed(
+    portal: Portal, lifecycle: Lifecycle
+) -> None:
+    unit_id = await with_unit(portal, "lin@ningbo-trade.example.com")
     rid = registration_id(await add_person(portal, demo_photo("林晓")))
-    await set_status(portal, RegistrationStatus.UNPAID, rid)
+    await lifecycle.approve_unit(unit_id)
+    await lifecycle.reached(rid, RegistrationStatus.UNPAID)
     shown = await portal.get(f"/portal/registrations/{rid}")
     assert shown.has("withdraw-form") and 'data-confirm="确定撤回该人员的报名吗？"' in shown.html
 
@@ -1002,15 +1031,21 @@ async def test_an_unpaid_person_is_withdrawn_only_once_confirmed(portal: Portal,
     after = await portal.get(withdrawn.headers["location"])
     assert after.text("status") == "已撤回"
     assert "报名已撤回" in after.html and not after.has("withdraw-form")
+    assert not after.has("change-person") and not after.has("substitute-person")  # it has ended
 
 
 async def test_a_refused_withdrawal_is_explained_in_the_pages_language(
-    portal: Portal, registrations: None
+    portal: Portal, lifecycle: Lifecycle
 ) -> None:
-    await with_unit(portal, "lin@ningbo-trade.example.com")
+    unit_id = await with_unit(portal, "lin@ningbo-trade.example.com")
     rid = registration_id(await add_person(portal, demo_photo("林晓")))
-    await set_status(portal, RegistrationStatus.CERTIFICATE_IN_PRODUCTION, rid)
-    RegistrationStandIn.refusing.add(rid)
+    lifecycle.services.hold(c.MAKE_CERTIFICATE)  # the card stays in production
+    await lifecycle.approve_unit(unit_id)
+    await lifecycle.reached(rid, RegistrationStatus.UNPAID)
+    await lifecycle.pay(rid)
+    await lifecycle.reached(rid, RegistrationStatus.TO_BE_REVIEWED)
+    await lifecycle.pass_review(rid)
+    await lifecycle.reached(rid, RegistrationStatus.CERTIFICATE_IN_PRODUCTION)
     await portal.get(f"/portal/registrations/{rid}")
     refused = page_of(
         await portal.post(f"/portal/registrations/{rid}/withdraw", {"confirm_withdrawal": "yes"})
@@ -1023,4 +1058,121 @@ async def test_a_refused_withdrawal_is_explained_in_the_pages_language(
     english = page_of(
         await portal.post(f"/portal/registrations/{rid}/withdraw?lang=en", {"confirm_withdrawal": "yes"})
     )
-    assert english.error("confirm_withdrawal") == "the card is in production"
+    assert english.error("confirm_withdrawal").startswith("the personnel review has passed")
+    assert lifecycle.services.refunds == []  # nothing went back
+
+    # The person's data cannot change any more either: the workflow's refusal, above the form.
+    form = await portal.get(f"/portal/registrations/{rid}/edit?lang=zh")
+    late = page_of(
+        await portal.post(f"/portal/registrations/{rid}/edit", person_change(form, job_title="采购总监"))
+    )
+    assert late.status == 409
+    assert late.text("form-error") == "人员审核已通过，证件制作已开始，不能退款、换人或修改个人信息"
+    assert late.value("job_title") == "采购总监"
+    assert (await portal.get(f"/portal/registrations/{rid}/edit")).value("job_title") == "采购经理"
+
+
+CHANGE_INPUTS = ("name", "mobile", "email", "job_title", "personnel_label", "entrance_date")
+
+
+def person_change(form: Page, **changes: str) -> dict[str, str]:
+    """The change form as shown (the data as registered), with ``changes`` typed over it."""
+    return {name: form.value(name) for name in CHANGE_INPUTS} | changes
+
+
+async def test_a_persons_changed_data_shows_on_the_registration_page(
+    portal: Portal, lifecycle: Lifecycle
+) -> None:
+    await with_unit(portal, "lin@ningbo-trade.example.com")
+    rid = registration_id(await add_person(portal, demo_photo("林晓")))
+    shown = await portal.get(f"/portal/registrations/{rid}")
+    assert shown.has("change-person") and shown.has("substitute-person")
+
+    form = await portal.get(f"/portal/registrations/{rid}/edit")
+    assert (form.value("name"), form.value("job_title")) == ("林晓", "采购经理")
+    assert form.value("entrance_date") == portal.expo_days[0]
+    assert form.value("mobile") == "+8613900005555"  # as the API keeps it (E.164)
+    assert not form.has("f-id_number") and "身份证" in form.text("document")  # changed by substitution
+    assert form.text("delivery-method") == "交易团统一领取"
+
+    # An invalid email is the request validation's refusal: beside its input, the rest kept.
+    typed = person_change(form, name="林晓明", job_title="采购总监", entrance_date=portal.expo_days[1])
+    invalid_email = page_of(await portal.post(f"/portal/registrations/{rid}/edit", typed | {"email": "lin@"}))
+    assert invalid_email.status == 422 and invalid_email.error("email") == "此项填写有误，请核对"
+    assert (
+        invalid_email.value("name") == "林晓明"
+        and invalid_email.value("entrance_date") == portal.expo_days[1]
+    )
+
+    changed = await portal.post(f"/portal/registrations/{rid}/edit", typed)
+    assert changed.status_code == 303, changed.text
+    assert changed.headers["location"] == f"/portal/registrations/{rid}?notice=person_changed"
+    after = await portal.get(changed.headers["location"])
+    assert after.text("person-name") == "林晓明" and "个人信息已修改" in after.html
+    assert after.text("entrance-date") == portal.expo_days[1]
+    again = await portal.get(f"/portal/registrations/{rid}/edit")
+    assert (again.value("name"), again.value("job_title")) == ("林晓明", "采购总监")
+
+
+async def test_a_revalidated_cards_name_is_refused_beside_it_in_english_with_the_typing_kept(
+    portal: Portal,
+) -> None:
+    await import_shipped(portal.ctx.db)
+    assert (await sign_up(portal, "zhang.san@shanghai-example.example")).status_code == 303
+    await portal.get("/portal/unit")
+    shanghai = unit_form(
+        name="上海示例进口贸易有限公司", credit_code="91310115Y5298G5CBP", address="上海市浦东新区示例路100号"
+    )
+    assert (await portal.post("/portal/unit", shanghai)).status_code == 303
+    zhang = {"name": "张三", "id_number": "31010419850312011X", "revalidate_certificate_no": "B05-0102345"}
+    rid = registration_id(await add_person(portal, None, **zhang))  # last edition's card, re-validated
+    shown = await portal.get(f"/portal/registrations/{rid}")
+    assert shown.has("change-person") and not shown.has("substitute-person")  # the card is the holder's
+
+    form = await portal.get(f"/portal/registrations/{rid}/edit?lang=en")
+    typed = person_change(form, name="张叁", job_title="Purchasing director")
+    refused = page_of(await portal.post(f"/portal/registrations/{rid}/edit?lang=en", typed))
+    assert refused.status == 409
+    assert refused.error("name") == (
+        "a re-validated certificate keeps the data printed on it: the name, personnel label and day of"
+        " entrance cannot change"
+    )
+    for name, value in typed.items():
+        assert refused.value(name) == value, name
+    assert (await portal.get(f"/portal/registrations/{rid}")).text("person-name") == "张三"
+
+
+async def test_a_substitute_takes_the_place_with_their_photo(portal: Portal, lifecycle: Lifecycle) -> None:
+    await with_unit(portal, "lin@ningbo-trade.example.com")
+    lin_xiao = demo_id_number("19880808")
+    rid = registration_id(await add_person(portal, demo_photo("林晓"), id_number=lin_xiao))
+    form = await portal.get(f"/portal/registrations/{rid}/substitute")
+    assert "已缴费用保留" in form.text("substitution-rules") and "重新进行人员审核" in form.text(
+        "substitution-rules"
+    )
+    assert form.value("delivery_method") == "mission_collection"  # as registered, sent as it is
+    assert form.value("entrance_date") == portal.expo_days[0] and form.value("name") == ""
+    english = await portal.get(f"/portal/registrations/{rid}/substitute?lang=en")
+    assert "payment stay" in english.text("substitution-rules")
+
+    wang = person_form(portal, name="王芳", job_title="采购专员", email="wang.fang@ningbo-trade.example.com")
+    photo = {"photo": ("photo.jpg", demo_photo("王芳"), "image/jpeg")}
+    # The person being replaced cannot be their own substitute: already registered, beside the number.
+    taken = page_of(
+        await portal.post(
+            f"/portal/registrations/{rid}/substitute?lang=zh", wang | {"id_number": lin_xiao}, files=photo
+        )
+    )
+    assert taken.status == 409
+    assert taken.error("id_number") == "该人员已报名本届展会，每人每届只能报名一次"
+    assert taken.value("name") == "王芳" and taken.value("id_number") == lin_xiao
+    assert "请重新选择照片" in taken.html
+
+    substituted = await portal.post(f"/portal/registrations/{rid}/substitute", wang, files=photo)
+    assert substituted.status_code == 303, substituted.text
+    assert substituted.headers["location"] == f"/portal/registrations/{rid}?notice=person_substituted"
+    after = await portal.get(substituted.headers["location"])
+    assert after.text("person-name") == "王芳" and after.text("photo-state") == "已上传"
+    assert after.text("registration-id") == rid  # the same place
+    person = (await portal.browser.get(f"/v1/registrations/{rid}", headers=portal.buyer)).json()
+    assert person["photo_uploaded"] is True and person["id_number_masked"].endswith(wang["id_number"][-4:])

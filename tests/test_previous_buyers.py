@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select
 from stdnum.cn import ric, uscc
 
 from deploy.local.demo import demo_credit_code
@@ -37,7 +36,7 @@ from services.registration.previous_api import router
 from services.registration.revisions import unit_data
 from services.registration.schemas import UnitIn
 from shared.catalogue import Edition, load_edition, load_missions
-from shared.db import utcnow
+from shared.db import sync_url, utcnow
 from shared.http import ApiError, install_error_handlers
 from shared.migrate import upgrade
 from shared.service import ServiceContext
@@ -224,6 +223,8 @@ def test_the_import_command_uses_the_configured_database(settings: Settings, tmp
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPO_")} | {
         "EXPO_DATA_DIR": str(settings.data_dir)
     }
+    if settings.database_url:  # the suite's PostgreSQL pass
+        env["EXPO_DATABASE_URL"] = settings.database_url
 
     def command(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -246,8 +247,12 @@ def test_the_import_command_uses_the_configured_database(settings: Settings, tmp
     records[10]["credit_code"] = "91310115000000000X"
     bad = command("import", str(write_lines(tmp_path / "bad.jsonl", records)))
     assert bad.returncode == 1 and "line 11: credit_code" in bad.stderr
-    with sqlite3.connect(settings.data_dir / "registration.db") as db:
-        assert db.execute("SELECT count(*) FROM previous_buyers").fetchone() == (24,)
+    engine = create_engine(sync_url(settings.service_database_url("registration")))
+    try:
+        with engine.connect() as db:
+            assert db.scalar(select(func.count()).select_from(PreviousBuyer)) == 24
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------- lookup

@@ -129,7 +129,6 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The registration API in process (its lifespan run), configured by EXPO_* variables as deployed;
     logged in as the account of ``as_unit`` if given."""
-    monkeypatch.delenv("EXPO_DATABASE_URL", raising=False)
     monkeypatch.setenv("EXPO_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("EXPO_EDITION_YEAR_SHIFT", str(SHIFT))
     monkeypatch.setenv("EXPO_INTERNAL_TOKEN", TOKEN)

@@ -28,7 +28,6 @@ OPENED = datetime(2023, 10, 2, 2, 0, tzinfo=UTC)
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.setenv("EXPO_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("EXPO_EDITION", "ciie6")
-    monkeypatch.delenv("EXPO_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     settings = get_settings()
     yield settings
@@ -176,3 +175,20 @@ async def test_a_decision_on_a_closed_task_is_refused_and_a_new_round_can_be_dec
     assert [(workflow_id, update) for workflow_id, update, _ in temporal.calls] == [
         ("registration-ciie6-RCHANGED", c.UPDATE_DECIDE)
     ]
+
+
+async def test_a_round_is_queued_with_ids_when_the_registration_service_does_not_answer(
+    activities: ReviewActivities, api: tuple[httpx.AsyncClient, FakeTemporal]
+) -> None:
+    """The queue shows names read when a round opens (tests/test_console_pages.py); a registration
+    service that does not answer then holds no review up: the round is queued, named by its ids."""
+    client, _ = api
+    settings = activities.ctx.settings
+    unreachable = settings.model_copy(update={"registration_url": "http://127.0.0.1:9"})  # nothing listens
+    async with service_context("review", unreachable) as ctx:
+        await ReviewActivities(ctx).open_task(task("RNONAME"))
+    (queued,) = (await client.get("/v1/queue", params={"kind": "person"})).json()
+    assert (queued["subject_id"], queued["person_name"], queued["unit_name"]) == ("RNONAME", None, None)
+    export = await client.get("/v1/queue/export", params={"kind": "person"})
+    header, row = export.content.decode("utf-8-sig").splitlines()
+    assert "姓名 / Name" in header and "单位名称 / Unit name" in header and "RNONAME" in row

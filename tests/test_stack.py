@@ -28,8 +28,10 @@ from shared.settings import ServiceName
 from shared.storage import s3_client
 from shared.temporal import SA_EDITION, SA_MISSION, SA_STATUS, connect, registration_workflow_id
 from shared.types import RegistrationStatus
+from tests.workflow_env import history_payloads
 
 pytestmark = pytest.mark.stack
+ENCRYPTED = base64.b64encode(b"binary/encrypted").decode()  # shared/codec.py's payload encoding
 
 BUYER_STEPS = [
     "registered",
@@ -53,22 +55,30 @@ def rows(stack: Stack, service: ServiceName, sql: str, **params: Any) -> list[di
         engine.dispose()
 
 
-def payload_text(history: dict[str, Any]) -> str:
-    """Every payload in a workflow history, decoded: what an operator could read in the UI."""
-    found: list[str] = []
+def payload_text(payloads: list[dict[str, Any]]) -> str:
+    return "\n".join(base64.b64decode(p.get("data", "")).decode("utf-8", "replace") for p in payloads)
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "data" in node and isinstance(node["data"], str) and "metadata" in node:
-                found.append(base64.b64decode(node["data"]).decode("utf-8", "replace"))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
 
-    walk(history)
-    return "\n".join(found)
+def decoded_by_codec_endpoint(stack: Stack, payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The payloads as the Temporal UI shows them to an administrator: through the review service's
+    codec endpoint, with the console's login."""
+    settings = stack.settings
+    login = httpx.post(
+        f"{stack.url('review')}/v1/staff/sessions",
+        json={"login": settings.admin_login, "password": settings.admin_password.get_secret_value()},
+        timeout=30,
+    )
+    login.raise_for_status()
+    answer = httpx.post(
+        f"{stack.url('review')}/codec/decode",
+        json={"payloads": payloads},
+        headers={"X-Namespace": settings.temporal_namespace},
+        cookies={"expo_staff": login.json()["token"]},
+        timeout=30,
+    )
+    answer.raise_for_status()
+    decoded: list[dict[str, Any]] = answer.json()["payloads"]
+    return decoded
 
 
 def run_demo(stack: Stack) -> tuple[DemoResult, str]:
@@ -199,7 +209,12 @@ async def check_workflows(stack: Stack, result: DemoResult, personal: list[str])
         types = [event["eventType"] for event in history["events"]]
         assert "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED" in types  # the personnel decision
         assert "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED" in types  # unit approval, payment
-        decoded = payload_text(history)
+        # At rest every payload is ciphertext: the server, its database and the UI without the codec
+        # show no plaintext, not even the registration's id.
+        raw = history_payloads(history)
+        assert raw and all(p["metadata"]["encoding"] == ENCRYPTED for p in raw)
+        assert rid not in payload_text(raw)
+        decoded = payload_text(decoded_by_codec_endpoint(stack, raw))
         assert rid in decoded
         for secret in personal:  # names, ID numbers, phones never travel through Temporal
             assert secret not in decoded

@@ -190,7 +190,8 @@ def later(monkeypatch: pytest.MonkeyPatch, by: timedelta) -> None:
 
 
 def create_admin(tmp_path: Path, password: str | None, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPO_")}
+    # The test's database (PostgreSQL on the suite's second pass), nothing else of the shell's settings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPO_") or k == "EXPO_DATABASE_URL"}
     env |= {"EXPO_DATA_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
     if password is not None:
         env["EXPO_ADMIN_PASSWORD"] = password

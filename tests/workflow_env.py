@@ -381,3 +381,23 @@ async def running_workers(
         for queue, activities in services.activities_by_queue().items():
             await stack.enter_async_context(Worker(client, task_queue=queue, activities=activities))
         yield
+
+
+def history_payloads(history: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every payload in a workflow history (protobuf JSON) but the search attributes' and the headers',
+    which are plain by design (the UI's filters, trace context) and carry no personal data."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "data" in node and isinstance(node["data"], str) and "metadata" in node:
+                found.append(node)
+            for key, value in node.items():
+                if key not in ("searchAttributes", "header"):
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(history)
+    return found

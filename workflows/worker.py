@@ -6,10 +6,12 @@ import asyncio
 
 from temporalio.worker import Worker
 
+from shared.health import Readiness
 from shared.logs import configure_logging
-from shared.process import run_until_stopped
+from shared.process import GRACEFUL_SHUTDOWN, run_until_stopped
 from shared.settings import get_settings
 from shared.temporal import WORKFLOW_TASK_QUEUE, connect
+from shared.tracing import configure_tracing
 from workflows.deadline_extension import PaymentDeadlineExtensionWorkflow
 from workflows.payment_order import PaymentOrderWorkflow
 from workflows.registration import BuyerRegistrationWorkflow
@@ -19,13 +21,20 @@ WORKFLOWS = [BuyerRegistrationWorkflow, UnitWorkflow, PaymentOrderWorkflow, Paym
 
 
 async def serve() -> None:
-    client = await connect(get_settings())
-    worker = Worker(client, task_queue=WORKFLOW_TASK_QUEUE, workflows=WORKFLOWS)
-    await run_until_stopped(worker)
+    settings = get_settings()
+    client = await connect(settings, worker=True)
+    worker = Worker(
+        client,
+        task_queue=WORKFLOW_TASK_QUEUE,
+        workflows=WORKFLOWS,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+    await run_until_stopped(worker, Readiness("workflow-worker", settings, client), settings.worker_http_port)
 
 
 def main() -> None:
     configure_logging("workflow-worker")
+    configure_tracing("workflow-worker", get_settings())
     asyncio.run(serve())
 
 

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import httpx
 
+from deploy.processes import CREATE_ADMIN, IMPORT_SHIPPED, MIGRATE, PROCESSES
 from shared.catalogue import load_edition, years_until_open
 from shared.db import utcnow
-from shared.settings import SERVICES, Settings
+from shared.settings import Settings
 from shared.storage import ensure_buckets
 from shared.temporal import SEARCH_ATTRIBUTES
 
@@ -53,6 +54,9 @@ DEFAULT_PORTS = {
 # SeaweedFS's ports (names as in DEFAULT_PORTS). It opens a gRPC port beside each of them:
 # seaweedfs_command pins those too, so two stacks can run side by side.
 WEED_PORTS = ("weed_master", "weed_volume", "weed_filer", "s3", "weed_admin")
+# The embedded stack's payload key (shared/codec.py): fixed, so that a restart reads the histories the
+# last run wrote. Development only: production sets EXPO_PAYLOAD_KEYS from its secret store.
+DEV_PAYLOAD_KEYS = "dev-1:ZXhwby1kZXYtcGF5bG9hZC1rZXktMzItYnl0ZXMhISE="
 
 
 def free_ports(names: list[str]) -> dict[str, int]:
@@ -141,6 +145,10 @@ class Stack:
             "EXPO_GATEWAY_URL": self.url("gateway"),
             "EXPO_COURIER_URL": self.url("courier"),
             **{f"EXPO_{service.upper()}_URL": self.url(service) for service in API_PORTS},
+            # Payloads are encrypted here as in production (a key of the environment's, if set), and the
+            # UI on this stack's port may ask the review service to decode them.
+            "EXPO_PAYLOAD_KEYS": os.environ.get("EXPO_PAYLOAD_KEYS", DEV_PAYLOAD_KEYS),
+            "EXPO_CODEC_CORS_ORIGINS": f"{self.url('temporal_ui')},http://localhost:{self.ports['temporal_ui']}",
         }
         if self.database_url:
             env["EXPO_DATABASE_URL"] = self.database_url
@@ -161,6 +169,7 @@ class Stack:
             "--db-filename", str(self.data_dir / "temporal.db"),
             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
             "--ui-disable-news-fetch", "--log-level", "warn",
+            "--ui-codec-endpoint", f"{self.url('review')}/codec",
         ]  # fmt: skip
         for key in SEARCH_ATTRIBUTES:
             temporal += ["--search-attribute", f"{key.name}=Keyword"]
@@ -176,22 +185,15 @@ class Stack:
         ]
 
     def _services(self) -> list[Process]:
-        def api(name: str, app: str, port: int) -> Process:
-            argv = [
-                sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning", "--timeout-graceful-shutdown", "10",
-            ]  # fmt: skip
-            return Process(name, argv, f"http://127.0.0.1:{port}/healthz")
-
-        processes = [api(f"{s}-api", f"services.{s}.api:app", self.ports[s]) for s in SERVICES]
-        processes.append(
-            api("gateway-sandbox", "services.payment.sandbox_gateway:app", self.ports["gateway"])
-        )
-        processes.append(
-            api("courier-sandbox", "services.certificate.sandbox_courier:app", self.ports["courier"])
-        )
-        processes += [Process(f"{s}-worker", [sys.executable, "-m", "services.worker", s]) for s in SERVICES]
-        processes.append(Process("workflow-worker", [sys.executable, "-m", "workflows.worker"]))
+        """The long-running processes of deploy/processes.py, each API on its port of the stack."""
+        settings, processes = self.settings, []
+        for spec in PROCESSES:
+            if spec.kind in ("api", "sandbox"):
+                port = self.ports[spec.service or spec.name.removesuffix("-sandbox")]
+                argv = [sys.executable, *spec.argv(settings, host="127.0.0.1", port=port)]
+                processes.append(Process(spec.name, argv, f"http://127.0.0.1:{port}/healthz"))
+            elif spec.kind == "worker":
+                processes.append(Process(spec.name, [sys.executable, *spec.argv(settings)]))
         return processes
 
     # ------------------------------------------------------------------ lifecycle
@@ -238,22 +240,12 @@ class Stack:
             self._wait_ready(infrastructure)
             self._retry(lambda: ensure_buckets(self.settings))
             settings = self.settings
-            for command in (
-                ["shared.migrate"],
-                # Last editions' certificate holders, shipped as data: returning buyers and re-validation.
-                ["services.registration.previous", "import-shipped"],
-                # The organiser's first administrator (password: EXPO_ADMIN_PASSWORD, or the dev default).
-                [
-                    "services.review.staff",
-                    "create-admin",
-                    "--login",
-                    settings.admin_login,
-                    "--name",
-                    "Organiser",
-                ],
-            ):
+            # Migrations, last editions' certificate holders shipped as data (returning buyers and
+            # re-validation), the organiser's first administrator (password: EXPO_ADMIN_PASSWORD, or
+            # the dev default).
+            for job in (MIGRATE, IMPORT_SHIPPED, CREATE_ADMIN):
                 subprocess.run(  # noqa: S603 - the project's own modules
-                    [sys.executable, "-m", *command],
+                    [sys.executable, *job.argv(settings)],
                     env={
                         "EXPO_ADMIN_PASSWORD": settings.admin_password.get_secret_value(),
                         **os.environ,
@@ -324,6 +316,11 @@ class Stack:
             else admin.admin_password.get_secret_value()
         )
         lines.append(f"  {'Review staff login':<26}{admin.admin_login} / {password}")
+        # The dev server cannot tell the UI to send cookies to the codec endpoint: the browser is told once.
+        lines.append(
+            f"  {'Temporal UI codec':<26}{self.url('review')}/codec: administrators logged in to the console"
+            " see decrypted payloads once the UI's Codec Server settings use it with cross-origin credentials"
+        )
         note = f"  Edition {edition.code}: registration closes {closes:%Y-%m-%d %H:%M} Beijing time" + (
             f" (calendar moved {self.year_shift} years ahead for this rehearsal)" if self.year_shift else ""
         )

@@ -19,6 +19,7 @@ from services.certificate.tracking import courier_for, deliver_if_reported
 from shared import contracts as c
 from shared.catalogue import Edition, load_edition
 from shared.db import utcnow
+from shared.metrics import CERTIFICATES
 from shared.records import fetch_person
 from shared.service import ServiceContext
 from shared.types import DeliveryMethod, RegistrationStatus
@@ -116,6 +117,7 @@ class CertificateActivities:
                     unit_name=person.unit_name,
                 )
             )
+        CERTIFICATES.labels("issued").inc()  # committed, and new: a retry returned above
         return c.CertificateMade(certificate_no=certificate_no)
 
     @activity.defn(name=c.REACTIVATE_CERTIFICATE.name)
@@ -186,6 +188,7 @@ class CertificateActivities:
                     f"certificate {number} is already re-activated for {request.edition}"
                 ) from None
             return self._answer(recorded, request)
+        CERTIFICATES.labels("reactivated").inc()
         return c.CertificateMade(certificate_no=number)
 
     async def _activation_of(self, registration_id: str) -> CertificateActivation | None:

@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from services.certificate.models import Certificate
 from shared import contracts as c
+from shared.metrics import CERTIFICATES
 from shared.service import ServiceContext
 from shared.temporal import registration_workflow_id
 
@@ -51,6 +52,10 @@ async def record_delivery(ctx: ServiceContext, certificate_no: str, at: datetime
     async with ctx.db.transaction() as session:
         stored = await session.get(Certificate, certificate_no, with_for_update=True)
         assert stored is not None
-        if stored.delivered_at is None:
+        first = stored.delivered_at is None
+        if first:
             stored.delivered_at = delivered_at
-        return stored.delivered_at
+        recorded = stored.delivered_at
+    if first:  # committed: a callback or hand-out told again is not counted again
+        CERTIFICATES.labels("delivered").inc()
+    return recorded

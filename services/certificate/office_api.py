@@ -17,6 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.certificate.admission_code import AdmissionClaims
 from services.certificate.auth import (
+    ADMINISTRATOR,
+    CERTIFICATE_OFFICE,
     CertificateStaff,
     CurrentCertificateStaff,
 )
@@ -35,6 +37,8 @@ from shared import exports
 from shared.auth import outside_your_mission, registration_unavailable
 from shared.db import utcnow
 from shared.http import ApiError, internal_headers
+from shared.masking import mask_numbers_in_text
+from shared.metrics import CERTIFICATES
 from shared.records import PersonRecord, fetch_person
 from shared.service import ServiceContext, context
 from shared.types import DeliveryMethod
@@ -197,10 +201,10 @@ async def collection_list(
             total = await session.scalar(select(func.count()).select_from(query.subquery()))
             rows = list(await session.scalars(ordered.limit(limit).offset(offset)))
             response.headers["X-Total-Count"] = str(total or 0)
-            return [_collection_row(certificate) for certificate in rows]
+            return [_collection_row(certificate, staff) for certificate in rows]
         rows = list(await session.scalars(ordered))
     zone = ctx.edition.local(utcnow()).tzinfo
-    table = [_export_row(ctx, certificate) for certificate in rows]
+    table = [_export_row(ctx, certificate, staff) for certificate in rows]
     shown = mission or staff.mission_filter()
     name = "-".join(part for part in ("collection", ctx.settings.edition, shown, sub_mission) if part)
     return exports.download(
@@ -213,7 +217,21 @@ async def collection_list(
     )
 
 
-def _collection_row(certificate: Certificate) -> CollectionRow:
+# Who reads hand-out notes whole. A note records who collected a card for its holder, often with that
+# person's ID or phone number: the certificate office (which hands out on-site pickups and answers for
+# any card later claimed as never received) and the organiser's administrators need them; a mission's
+# staff and observers read the notes with those numbers masked (shared/masking.py), in the list and in
+# its CSV and Excel files, which travel further than the screen.
+NOTE_READERS = frozenset({CERTIFICATE_OFFICE, ADMINISTRATOR})
+
+
+def _note_for(staff: CertificateStaff, note: str | None) -> str | None:
+    if note is None or staff.role in NOTE_READERS:
+        return note
+    return mask_numbers_in_text(note)
+
+
+def _collection_row(certificate: Certificate, staff: CertificateStaff) -> CollectionRow:
     assert certificate.delivery_method is not None  # the query lists collected cards only
     return CollectionRow(
         certificate_no=certificate.certificate_no,
@@ -227,12 +245,12 @@ def _collection_row(certificate: Certificate) -> CollectionRow:
         dispatched_at=certificate.dispatched_at,
         handed_out_at=certificate.handed_out_at,
         handed_out_by=certificate.handed_out_by,
-        handed_out_note=certificate.handed_out_note,
+        handed_out_note=_note_for(staff, certificate.handed_out_note),
     )
 
 
-def _export_row(ctx: ServiceContext, certificate: Certificate) -> dict[str, Any]:
-    row = _collection_row(certificate).model_dump()
+def _export_row(ctx: ServiceContext, certificate: Certificate, staff: CertificateStaff) -> dict[str, Any]:
+    row = _collection_row(certificate, staff).model_dump()
     # Beijing time in the CSV too (with its offset), as the column headings say.
     for column in ("dispatched_at", "handed_out_at"):
         if row[column] is not None:
@@ -418,9 +436,9 @@ async def reissue(
             )
     except IntegrityError as exc:
         raise certificate_changed(certificate_no) from exc
-    log.info(
-        "certificate %s reissued (serial %d) by %s: %s", certificate_no, serial, staff.login, body.reason
-    )
+    # The staff's id, not their login (an email); the reason is free text, kept in the table only.
+    log.info("certificate %s reissued (serial %d) by staff %s", certificate_no, serial, staff.staff_id)
+    CERTIFICATES.labels("reissued").inc()
     notified = await _tell_buyer_of_reissue(ctx, person, certificate_no, serial)
     async with ctx.db.sessions() as session:
         view = await card_view(

@@ -27,6 +27,7 @@ from services.notification.delivery import (
 )
 from services.notification.templates import SIGNATURE, pickup_params, render
 from shared import contracts as c
+from shared.metrics import MESSAGES
 from shared.records import PersonRecord, fetch_person, is_mainland_mobile
 from shared.service import ServiceContext
 from shared.types import DeliveryMethod
@@ -103,10 +104,12 @@ class NotificationActivities:
                 error = describe_failure(exc, person.mobile, person.email)
                 await finish(self.ctx.db, row_id, error)
                 log.warning("message %s not sent by %s: %s", request.key, message.channel, error)
+                MESSAGES.labels(message.channel, "failed").inc()
                 failures.append(f"{message.channel}: {error}")
                 continue
             await finish(self.ctx.db, row_id)
             log.info("message %s sent by %s", request.key, message.channel)
+            MESSAGES.labels(message.channel, "sent").inc()
         if failures:
             # Raised without its cause: Temporal keeps the cause chain in the workflow's history, and
             # the original exception may name the recipient.

@@ -44,6 +44,7 @@ from services.notification.templates import (
 from shared.auth import CurrentStaff
 from shared.contracts import Step
 from shared.http import ApiError, ErrorBody, require_internal
+from shared.metrics import MESSAGES
 from shared.records import StaffSessionRecord, fetch_person, is_mainland_mobile
 from shared.service import ServiceContext, context, create_service_app
 
@@ -343,8 +344,10 @@ async def send_message(body: MessageIn, ctx: Ctx) -> MessageAccepted:
         if row_id is not None:
             await finish(ctx.db, row_id, error)
         log.warning("%s message %s not sent by %s: %s", template, key, body.channel, error)
+        MESSAGES.labels(body.channel, "failed").inc()
         raise channel_unavailable(body.channel) from exc
     if row_id is not None:
         await finish(ctx.db, row_id)
     log.info("%s message %s sent by %s", template, key, body.channel)
+    MESSAGES.labels(body.channel, "sent").inc()
     return MessageAccepted(key=key, channel=body.channel)

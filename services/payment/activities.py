@@ -16,6 +16,7 @@ from services.payment.gateway import PaymentGateway, SandboxGateway
 from services.payment.models import OPEN_ORDER_STATUSES, PaymentOrder, TransferDecisionRecord
 from shared import contracts as c
 from shared.announcements import PAGE_SIZE, announce_deadlines
+from shared.metrics import PAYMENT_AMOUNT, PAYMENTS_CONFIRMED
 from shared.service import ServiceContext
 from shared.temporal import payment_order_workflow_id
 from shared.types import Decision, OrderStatus
@@ -39,10 +40,14 @@ class PaymentActivities:
             order = await session.get(PaymentOrder, paid.order_no)
             if order is None:
                 raise ApplicationError(f"unknown order {paid.order_no}", non_retryable=True)
-            if order.status is not OrderStatus.PAID:
-                order.status = OrderStatus.PAID
-                order.transaction_id = paid.transaction_id
-                order.paid_at = paid.paid_at
+            if order.status is OrderStatus.PAID:
+                return
+            order.status = OrderStatus.PAID
+            order.transaction_id = paid.transaction_id
+            order.paid_at = paid.paid_at
+            method, amount_fen = order.method.value, order.amount_fen
+        PAYMENTS_CONFIRMED.labels(method).inc()  # committed, and new: a retry returned above
+        PAYMENT_AMOUNT.labels(method).inc(amount_fen)
 
     @activity.defn(name=c.CLOSE_ORDER.name)
     async def close_order(self, close: c.CloseOrder) -> None:

@@ -1,26 +1,36 @@
-"""What finance reads besides orders and their ledgers: a transfer's remittance voucher, and the refunds
-with their state. An ``APIRouter`` the payment app includes; every route is for finance staff (their
-mission's orders), administrators and observers (``services/payment/auth.py``)."""
+"""What finance reads besides orders' ledgers: a transfer's remittance voucher, the refunds with their
+state, and who paid: an order with its unit as registered (name, credit code or registration number,
+mission), and the names of the units a list shows. An ``APIRouter`` the payment app includes; every
+route is for finance staff (their mission's orders), administrators and observers
+(``services/payment/auth.py``).
+
+The units are the registration service's (its ``/internal/units/{id}``, with the service token); this
+service decides who may see one: finance staff see the units of the orders they see.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
+from urllib.parse import quote
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from services.payment.auth import CurrentFinance
-from services.payment.models import PaymentOrder, Refund
+from services.payment.invoices_api import InvoiceOut, invoice_views
+from services.payment.models import GatewayTransaction, PaymentOrder, Refund
 from shared.http import ApiError, ErrorBody, not_found
+from shared.records import UnitRecord, ask_registration
 from shared.service import ServiceContext, context
-from shared.types import PaymentMethod
+from shared.types import FeeKind, OrderStatus, PaymentMethod, QrChannel, UnitKind
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -167,21 +177,203 @@ async def finance_refunds(
                 query.order_by(Refund.created_at.desc(), Refund.refund_no).limit(limit).offset(offset)
             )
         ).all()
-    items = [
-        FinanceRefundOut(
-            refund_no=refund.refund_no,
-            order_no=refund.order_no,
-            unit_id=order.unit_id,
-            mission=order.mission,
-            registration_id=refund.registration_id,
-            transaction_id=refund.transaction_id,
-            amount_fen=refund.amount_fen,
-            reason=refund.reason,
-            status=_state(refund),
-            attempts=refund.attempts,
-            created_at=refund.created_at,
-            completed_at=refund.completed_at,
-        )
-        for refund, order in rows
-    ]
+    items = [_refund_out(refund, order) for refund, order in rows]
     return FinanceRefundsOut(total=int(total or 0), limit=limit, offset=offset, items=items)
+
+
+def _refund_out(refund: Refund, order: PaymentOrder) -> FinanceRefundOut:
+    return FinanceRefundOut(
+        refund_no=refund.refund_no,
+        order_no=refund.order_no,
+        unit_id=order.unit_id,
+        mission=order.mission,
+        registration_id=refund.registration_id,
+        transaction_id=refund.transaction_id,
+        amount_fen=refund.amount_fen,
+        reason=refund.reason,
+        status=_state(refund),
+        attempts=refund.attempts,
+        created_at=refund.created_at,
+        completed_at=refund.completed_at,
+    )
+
+
+# ------------------------------------------------------------------------------------------ who paid
+
+UNITS_LIMIT = 100  # unit ids in one GET /v1/finance/units: a page of a list
+UNITS_IN_FLIGHT = 8  # registration lookups sent at once
+
+
+class FinanceUnitOut(BaseModel):
+    """The unit an order is for, as registered: who paid."""
+
+    unit_id: str
+    name: str
+    kind: UnitKind
+    credit_code: str | None = Field(description="unified social credit code (a unit of the Chinese mainland)")
+    foreign_registration_no: str | None = Field(description="a unit registered outside the mainland")
+    country: str = Field(description="ISO 3166 alpha-2")
+    mission: str
+    sub_mission: str | None
+
+
+class FinanceOrderLineOut(BaseModel):
+    """One person the order pays for, with their name as the unit registered them."""
+
+    registration_id: str
+    name: str | None = Field(description="None: no longer among the unit's people")
+    fee_kind: FeeKind
+    amount_fen: int
+
+
+class FinancePaymentOut(BaseModel):
+    """Money that came in for the order: a gateway transaction, or the bank transfer finance confirmed."""
+
+    transaction_id: str
+    method: PaymentMethod
+    amount_fen: int
+    paid_at: datetime
+
+
+class FinanceOrderDetailOut(BaseModel):
+    order_no: str
+    edition: str
+    unit_id: str
+    mission: str = Field(description="the mission the order was made under (finance staff's scope)")
+    method: PaymentMethod
+    qr_channel: QrChannel | None
+    status: OrderStatus
+    amount_fen: int
+    deadline: datetime
+    created_at: datetime
+    paid_at: datetime | None
+    unit: FinanceUnitOut | None = Field(description="None: the registration service does not know the unit")
+    lines: list[FinanceOrderLineOut]
+    payments: list[FinancePaymentOut] = Field(description="oldest first")
+    refunds: list[FinanceRefundOut] = Field(description="oldest first")
+    invoices: list[InvoiceOut] = Field(description="blue and red-letter, in the order they were issued")
+
+
+async def _registered_unit(ctx: ServiceContext, unit_id: str) -> UnitRecord | None:
+    """The unit as the registration service has it; None if it does not know it; 503 if it does not
+    answer."""
+    content = await ask_registration(ctx, f"/internal/units/{quote(unit_id, safe='')}")
+    return None if content is None else UnitRecord.model_validate_json(content)
+
+
+def _unit_out(unit: UnitRecord) -> FinanceUnitOut:
+    return FinanceUnitOut.model_validate(unit.model_dump())
+
+
+@router.get(
+    "/v1/finance/orders/{order_no}", response_model=FinanceOrderDetailOut, responses=ERRORS, tags=["finance"]
+)
+async def finance_order(order_no: str, ctx: Ctx, staff: CurrentFinance) -> FinanceOrderDetailOut:
+    """Who paid what: the order, the people it pays for (with their names), the money that came in,
+    the refunds (with their state) and the invoices, and the unit as registered (name, credit code or
+    registration number, mission). Finance staff of a mission see their mission's orders only
+    (another's is a 404); 503 ``registration_unavailable`` if the registration service does not
+    answer."""
+    async with ctx.db.sessions() as session:
+        order = await session.scalar(
+            select(PaymentOrder)
+            .where(PaymentOrder.order_no == order_no)
+            .options(selectinload(PaymentOrder.items), selectinload(PaymentOrder.invoices))
+        )
+        if order is None or not staff.sees(order.mission):
+            raise not_found("order", "订单")  # before asking: nothing of another mission's is read
+        transactions = (
+            await session.scalars(
+                select(GatewayTransaction)
+                .where(GatewayTransaction.order_no == order_no)
+                .order_by(GatewayTransaction.paid_at, GatewayTransaction.transaction_id)
+            )
+        ).all()
+        refunds = (
+            await session.scalars(
+                select(Refund)
+                .where(Refund.order_no == order_no)
+                .order_by(Refund.created_at, Refund.refund_no)
+            )
+        ).all()
+    unit = await _registered_unit(ctx, order.unit_id)
+    names = {person.registration_id: person.name for person in unit.people} if unit else {}
+    payments = [
+        FinancePaymentOut(
+            transaction_id=tx.transaction_id,
+            method=order.method,
+            amount_fen=tx.amount_fen,
+            paid_at=tx.paid_at,
+        )
+        for tx in transactions
+    ]
+    # A confirmed bank transfer (or a payment taken in without a callback) is the order's own record.
+    if (
+        order.transaction_id
+        and order.paid_at
+        and order.transaction_id not in {t.transaction_id for t in transactions}
+    ):
+        payments.append(
+            FinancePaymentOut(
+                transaction_id=order.transaction_id,
+                method=order.method,
+                amount_fen=order.amount_fen,
+                paid_at=order.paid_at,
+            )
+        )
+    return FinanceOrderDetailOut(
+        order_no=order.order_no,
+        edition=order.edition,
+        unit_id=order.unit_id,
+        mission=order.mission,
+        method=order.method,
+        qr_channel=order.qr_channel,
+        status=order.status,
+        amount_fen=order.amount_fen,
+        deadline=order.deadline,
+        created_at=order.created_at,
+        paid_at=order.paid_at,
+        unit=_unit_out(unit) if unit else None,
+        lines=[
+            FinanceOrderLineOut(
+                registration_id=item.registration_id,
+                name=names.get(item.registration_id),
+                fee_kind=item.fee_kind,
+                amount_fen=item.amount_fen,
+            )
+            for item in order.items
+        ],
+        payments=payments,
+        refunds=[_refund_out(refund, order) for refund in refunds],
+        invoices=invoice_views(list(order.invoices)),
+    )
+
+
+@router.get("/v1/finance/units", response_model=list[FinanceUnitOut], responses=ERRORS, tags=["finance"])
+async def finance_units(
+    ctx: Ctx,
+    staff: CurrentFinance,
+    unit_id: Annotated[
+        list[str] | None, Query(max_length=UNITS_LIMIT, description="repeat for each unit")
+    ] = None,
+) -> list[FinanceUnitOut]:
+    """The units a page of orders, transfers or refunds names, as registered, in the order asked: one
+    request for a page rather than one per row. Only units with an order the caller sees are answered;
+    any other id (another mission's, unknown) is left out. 503 ``registration_unavailable`` if the
+    registration service does not answer."""
+    wanted = list(dict.fromkeys(unit_id or ()))
+    if not wanted:
+        return []
+    query = select(PaymentOrder.unit_id).where(PaymentOrder.unit_id.in_(wanted)).distinct()
+    if (mission := staff.mission_filter()) is not None:
+        query = query.where(PaymentOrder.mission == mission)
+    async with ctx.db.sessions() as session:
+        visible = set(await session.scalars(query))
+    in_flight = asyncio.Semaphore(UNITS_IN_FLIGHT)
+
+    async def one(unit: str) -> UnitRecord | None:
+        async with in_flight:
+            return await _registered_unit(ctx, unit)
+
+    found = await asyncio.gather(*(one(unit) for unit in wanted if unit in visible))
+    return [_unit_out(unit) for unit in found if unit is not None]

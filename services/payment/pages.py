@@ -1,6 +1,7 @@
 """Finance's pages at ``/finance``: bank transfers awaiting confirmation (with their vouchers and the
-decision), orders whose money does not match and their ledgers (payments, refunds, invoices), and the
-refunds, in Chinese and English. Included in the payment app with ``app.include_router(pages.router)``.
+decision), orders whose money does not match and their ledgers (who paid: the unit as registered and
+the people paid for; payments, refunds, invoices), and the refunds, in Chinese and English. Every
+list names each order's unit (one ``GET /v1/finance/units`` per page). Included in the payment app with ``app.include_router(pages.router)``.
 
 Finance staff log in with their review-service staff login (the token is kept in the HttpOnly cookie
 ``expo_finance``); the pages call this service's public API over HTTP at ``settings.payment_url``
@@ -12,12 +13,14 @@ built, ``shared/web.py``'s. Nothing needs JavaScript.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import httpx
 from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse
 
@@ -28,6 +31,7 @@ from shared.pages import StaffPage, StaffPages, form_text
 from shared.types import OrderStatus
 from shared.web import FormErrors, Lang, check_csrf, page_templates, pass_on, redirect
 
+log = logging.getLogger(__name__)
 PAGE_SIZE = 50
 
 # The domain's words are shared/labels.py's; the finance pages' own vocabulary, (Chinese, English).
@@ -81,6 +85,21 @@ def _quoted(value: str) -> str:
     return quote(value, safe="")
 
 
+async def _unit_names(staff: StaffPage, unit_ids: Iterable[str]) -> dict[str, str]:
+    """The names of the units a page lists, by id, in one request. Without them (the registration
+    service does not answer) the list still shows, with the units' ids: what finance decides on is
+    the order."""
+    wanted = list(dict.fromkeys(unit_ids))
+    if not wanted:
+        return {}
+    try:
+        units = await staff.api.call("GET", "/v1/finance/units", params={"unit_id": wanted})
+    except httpx.HTTPError as exc:
+        log.warning("units' names unavailable for a finance list: %s", exc)
+        return {}
+    return {unit["unit_id"]: unit["name"] for unit in units}
+
+
 # ------------------------------------------------------------------------------------------ transfers
 
 
@@ -131,6 +150,7 @@ async def _transfers_page(
         "offset": (number - 1) * PAGE_SIZE,
     }  # one more: a next?
     transfers: list[dict[str, Any]] = await staff.api.call("GET", "/v1/transfers", params=params)
+    shown = transfers[:PAGE_SIZE]
 
     def url(**changes: Any) -> str:
         return "?" + urlencode({"status": wanted, **changes})
@@ -139,7 +159,8 @@ async def _transfers_page(
         request,
         "finance/transfers.html",
         {
-            "transfers": transfers[:PAGE_SIZE],
+            "transfers": shown,
+            "unit_names": await _unit_names(staff, (order["unit_id"] for order in shown)),
             "status": wanted,
             "status_options": options(LABELS, "order_status", lang),
             "page_number": number,
@@ -224,12 +245,14 @@ async def orders_page(request: Request, staff: Finance) -> HTMLResponse:
         result, status = None, refused.status
         errors = _shown(refused, ("view",), "view")  # the one filter there is
     total = int(result["total"]) if result else 0
+    units = (order["unit_id"] for order in result["items"]) if result else ()
     return page(
         request,
         "finance/orders.html",
         {
             "view": view,
             "result": result,
+            "unit_names": await _unit_names(staff, units),
             "view_options": options(LABELS, "view", lang),
             "page_number": number,
             "pages": max(math.ceil(total / PAGE_SIZE), 1),
@@ -263,15 +286,17 @@ def _reconciled_notice(request: Request, lang: Lang) -> str | None:
 async def _order_page(
     staff: StaffPage, order_no: str, *, errors: dict[str, ErrorBody] | None = None, status: int = 200
 ) -> HTMLResponse:
+    """The order's page: who paid (its unit as registered, the people it pays for), the ledger and the
+    invoices."""
     quoted = _quoted(order_no)
+    order = await staff.api.call("GET", f"/v1/finance/orders/{quoted}")
     ledger = await staff.api.call("GET", f"/v1/orders/{quoted}/ledger")
-    invoices = await staff.api.call("GET", f"/v1/orders/{quoted}/invoices")
     return page(
         staff.request,
         "finance/order.html",
         {
+            "order": order,
             "ledger": ledger,
-            "invoices": invoices,
             "notice": _reconciled_notice(staff.request, staff.lang),
             "errors": errors or {},
         },
@@ -330,12 +355,14 @@ async def refunds_page(request: Request, staff: Finance) -> HTMLResponse:
         result, status = None, refused.status
         errors = _shown(refused, REFUND_FILTERS, "filters")
     total = int(result["total"]) if result else 0
+    units = (refund["unit_id"] for refund in result["items"]) if result else ()
     return page(
         request,
         "finance/refunds.html",
         {
             "filters": filters,
             "result": result,
+            "unit_names": await _unit_names(staff, units),
             "status_options": [
                 ("", _lang_pick(lang, "全部", "Any")),
                 *options(LABELS, "refund_status", lang),

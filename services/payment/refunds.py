@@ -14,6 +14,7 @@ from services.payment.models import Invoice, OrderItem, PaymentOrder, Refund
 from shared import contracts as c
 from shared.db import Database, utcnow
 from shared.ids import new_id
+from shared.metrics import REFUND_AMOUNT, REFUNDS, refund_kind
 from shared.storage import ObjectStore
 
 
@@ -68,6 +69,9 @@ async def refund(
             row.completed_at = utcnow()
         if not outcome.succeeded:
             raise RefundError("the gateway refused the refund; retrying", retryable=True)
+        kind = refund_kind(stored.registration_id)  # the money is back: counted once, as it is recorded
+        REFUNDS.labels(kind).inc()
+        REFUND_AMOUNT.labels(kind).inc(stored.amount_fen)
     change = await settle_invoice(db, stored.refund_no)
     if store is not None and bucket is not None and change.new_invoices:
         await invoices.publish(db, store, bucket, change.new_invoices)

@@ -26,6 +26,7 @@ from shared import contracts as c
 from shared.announcements import PAGE_SIZE, announce_deadlines
 from shared.catalogue import Edition
 from shared.db import utcnow
+from shared.metrics import REGISTRATION_STATUS_CHANGES
 from shared.service import ServiceContext
 from shared.types import RegistrationStatus
 
@@ -38,6 +39,19 @@ AWAITING_PAYMENT = (
 )
 
 
+# The API starts a workflow inside the transaction that saves its row (a start Temporal refuses saves
+# nothing), so the workflow's first step may come just before that commit. A missing row is waited for
+# through the retries (1 + 2 + 4 + 8 + 16 s) before it is taken as truly unknown.
+ATTEMPTS_BEFORE_UNKNOWN = 6
+
+
+def not_yet_saved(what: str) -> ApplicationError:
+    """A missing row: retried while its transaction may still commit, then a non-retryable failure."""
+    return ApplicationError(
+        f"unknown {what}", non_retryable=activity.info().attempt >= ATTEMPTS_BEFORE_UNKNOWN
+    )
+
+
 class RegistrationActivities:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -48,7 +62,7 @@ class RegistrationActivities:
         async with self.ctx.db.transaction() as session:
             person = await session.get(PersonRegistration, step.registration_id)
             if person is None:
-                raise ApplicationError(f"unknown registration {step.registration_id}", non_retryable=True)
+                raise not_yet_saved(f"registration {step.registration_id}")
             if await session.get(RegistrationEvent, (step.registration_id, step.seq)) is not None:
                 return
             latest = await session.scalar(
@@ -72,13 +86,14 @@ class RegistrationActivities:
                 person.status = step.status
                 person.status_at = step.at
                 person.deadline = step.deadline
+        REGISTRATION_STATUS_CHANGES.labels(step.status.value).inc()  # committed, and new: counted once
 
     @activity.defn(name=c.RECORD_UNIT_STATUS.name)
     async def record_unit_status(self, change: c.RecordUnitStatus) -> None:
         async with self.ctx.db.transaction() as session:
             unit = await session.get(Unit, change.unit_id)
             if unit is None:
-                raise ApplicationError(f"unknown unit {change.unit_id}", non_retryable=True)
+                raise not_yet_saved(f"unit {change.unit_id}")
             if await session.get(UnitReviewEvent, (change.unit_id, change.round, change.status)) is not None:
                 return
             session.add(

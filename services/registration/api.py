@@ -935,14 +935,7 @@ async def extend_payment_deadlines(edition: str, body: DeadlineExtensionIn, ctx:
 )
 async def person_record(registration_id: str, ctx: Ctx) -> PersonRecord:
     """What the certificate and notification services need to know of a person."""
-    async with ctx.db.sessions() as session:
-        person = await session.scalar(
-            select(PersonRegistration)
-            .where(PersonRegistration.id == registration_id)
-            .options(selectinload(PersonRegistration.unit))
-        )
-    if person is None:
-        raise not_found("registration", "报名记录")
+    person = await internal_units.person_with_unit(ctx, registration_id)
     return PersonRecord(
         registration_id=person.id,
         edition=person.edition,

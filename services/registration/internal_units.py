@@ -18,7 +18,8 @@ from sqlalchemy.orm import selectinload
 
 from services.registration.models import PersonRegistration, Unit
 from shared.http import ErrorBody, not_found, require_internal
-from shared.records import PersonReviewRecord, UnitPersonRecord, UnitRecord
+from shared.masking import mask_id_number
+from shared.records import PersonReviewRecord, UnitData, UnitPersonRecord, UnitRecord
 from shared.service import ServiceContext, context
 
 router = APIRouter(dependencies=[Depends(require_internal)], tags=["internal"])
@@ -27,8 +28,8 @@ NOT_FOUND: dict[int | str, dict[str, object]] = {404: {"model": ErrorBody}}
 
 
 def masked(id_number: str) -> str:
-    """The first three and the last four characters (as the buyer's own API shows it)."""
-    return id_number[:3] + "*" * max(len(id_number) - 7, 0) + id_number[-4:]
+    """The first three and the last four characters (shared/masking.py: one rule everywhere)."""
+    return mask_id_number(id_number)
 
 
 @router.get("/internal/units/{unit_id}", response_model=UnitRecord, responses=NOT_FOUND)
@@ -43,29 +44,8 @@ async def unit_record(unit_id: str, ctx: Ctx) -> UnitRecord:
             .order_by(PersonRegistration.created_at, PersonRegistration.id)
         )
         return UnitRecord(
+            **UnitData.model_validate(unit, from_attributes=True).model_dump(),
             unit_id=unit.id,
-            edition=unit.edition,
-            kind=unit.kind,
-            affiliation=unit.affiliation,
-            name=unit.name,
-            credit_code=unit.credit_code,
-            country=unit.country,
-            foreign_registration_no=unit.foreign_registration_no,
-            address=unit.address,
-            industry=unit.industry,
-            contact_name=unit.contact_name,
-            contact_mobile=unit.contact_mobile,
-            contact_email=unit.contact_email,
-            referral_code=unit.referral_code,
-            mission=unit.mission,
-            sub_mission=unit.sub_mission,
-            statistics_mission=unit.statistics_mission,
-            statistics_sub_mission=unit.statistics_sub_mission,
-            status=unit.status,
-            review_round=unit.review_round,
-            reject_reason=unit.reject_reason,
-            created_at=unit.created_at,
-            updated_at=unit.updated_at,
             people=[
                 UnitPersonRecord(registration_id=person.id, name=person.name, status=person.status)
                 for person in people
@@ -73,12 +53,9 @@ async def unit_record(unit_id: str, ctx: Ctx) -> UnitRecord:
         )
 
 
-@router.get(
-    "/internal/registrations/{registration_id}/review-data",
-    response_model=PersonReviewRecord,
-    responses=NOT_FOUND,
-)
-async def person_review_record(registration_id: str, ctx: Ctx) -> PersonReviewRecord:
+async def person_with_unit(ctx: ServiceContext, registration_id: str) -> PersonRegistration:
+    """Anyone's registration with its unit, for the internal routes (the caller holds the service
+    token: no ownership to check); 404 if there is none."""
     async with ctx.db.sessions() as session:
         person = await session.scalar(
             select(PersonRegistration)
@@ -87,6 +64,16 @@ async def person_review_record(registration_id: str, ctx: Ctx) -> PersonReviewRe
         )
     if person is None:
         raise not_found("registration", "报名记录")
+    return person
+
+
+@router.get(
+    "/internal/registrations/{registration_id}/review-data",
+    response_model=PersonReviewRecord,
+    responses=NOT_FOUND,
+)
+async def person_review_record(registration_id: str, ctx: Ctx) -> PersonReviewRecord:
+    person = await person_with_unit(ctx, registration_id)
     return PersonReviewRecord(
         registration_id=person.id,
         edition=person.edition,

@@ -7,6 +7,10 @@ bearer token, which the browser keeps in an HttpOnly cookie and never sees. What
 back beside the input named by the refusal's ``field``, in the page's language, with everything typed
 kept. Form input names are the API's field paths (``contact.mobile``, ``delivery_address.province``)
 so that a refusal finds its input without a table. Nothing needs JavaScript.
+
+This module is the portal's base (routing, helpers, accounts, the unit, the home page) and its payment,
+invoice and returning-buyer pages; the pages of the unit's people (a new person with the photo, the
+progress page, changing a person's data, substitution, withdrawal) are in ``portal_people.py``.
 """
 
 from __future__ import annotations
@@ -59,16 +63,6 @@ BUYER_COOKIE = "expo_buyer"
 LOGIN_SECONDS = int(BUYER_TOKEN_LIFETIME.total_seconds())  # the cookie lasts as long as the token
 TEMPLATES = page_templates(Path(__file__).parent / "templates")
 
-# Statuses in which the certificate service has a card for the registration (made, or re-activated).
-CARD_STATUSES = {
-    RegistrationStatus.CERTIFICATE_ISSUED,
-    RegistrationStatus.SHIPPED,
-    RegistrationStatus.AWAITING_COLLECTION,
-    RegistrationStatus.ONSITE_PICKUP,
-    RegistrationStatus.DELIVERED,
-    RegistrationStatus.CERTIFICATE_REACTIVATED,
-}
-
 # Messages a redirect asks the next page to show (``?notice=``): keys only, so no text can be injected.
 NOTICES: dict[str, tuple[str, str]] = {
     "welcome": (
@@ -85,6 +79,11 @@ NOTICES: dict[str, tuple[str, str]] = {
     "unit_first": ("请先登记单位信息，再添加人员。", "Register your unit first, then add people."),
     "person_registered": ("人员已登记，照片已上传。", "The person is registered and the photo uploaded."),
     "photo_uploaded": ("照片已上传并通过检查。", "The photo has been uploaded and checked."),
+    "person_changed": ("个人信息已修改。", "The person's data has been changed."),
+    "person_substituted": (
+        "已换人：新人员的信息和照片已提交，缴费保留，将进行人员审核。",
+        "Substituted: the new person's data and photo are in, the payment stays, and they will be reviewed.",
+    ),
     "voucher_uploaded": (
         "汇款凭证已提交，等待财务确认。",
         "The remittance voucher has been submitted for finance's confirmation.",
@@ -632,250 +631,6 @@ async def check_credit_code(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True, "message": ""})
 
 
-# ------------------------------------------------------------------------------------------ people
-
-PERSON_FIELDS = {
-    "name",
-    "id_type",
-    "id_number",
-    "nationality",
-    "mobile",
-    "email",
-    "job_title",
-    "personnel_label",
-    "entrance_date",
-    "delivery_method",
-    "delivery_address",
-    "delivery_address.recipient",
-    "delivery_address.mobile",
-    "delivery_address.province",
-    "delivery_address.city",
-    "delivery_address.district",
-    "delivery_address.detail",
-    "delivery_address.postal_code",
-    "delivery_address.valid_for_six_months",
-    "revalidate_certificate_no",
-    "photo",
-}
-
-
-def person_body(values: dict[str, str]) -> dict[str, Any]:
-    """The ``PersonIn`` body from the form; the address only for express delivery (the other methods
-    need none), its six-month confirmation from the checkbox."""
-    body: dict[str, Any] = {
-        name: values.get(name, "")
-        for name in ("name", "id_type", "id_number", "mobile", "email", "job_title", "personnel_label")
-    }
-    body |= {
-        "nationality": (values.get("nationality") or "CN").upper(),
-        "delivery_method": values.get("delivery_method", ""),
-        "entrance_date": values.get("entrance_date", ""),
-        "revalidate_certificate_no": optional(values.get("revalidate_certificate_no")),
-    }
-    if body["delivery_method"] == "express":
-        address = {
-            part: values.get(f"delivery_address.{part}", "")
-            for part in ("recipient", "mobile", "province", "city", "district", "detail", "postal_code")
-        }
-        body["delivery_address"] = address | {
-            "valid_for_six_months": values.get("delivery_address.valid_for_six_months") == "yes"
-        }
-    return body
-
-
-WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
-
-
-async def _person_context(request: Request, me: Buyer, values: dict[str, str]) -> dict[str, Any]:
-    """The form's choices: the expo days (with their weekdays) and the mainland regions."""
-    lang = lang_of(request)
-    days = []
-    for day in expo_days(await edition_of(me.ctx)):
-        weekday = WEEKDAYS[lang][datetime.fromisoformat(day).weekday()]
-        days.append((day, f"{day}（星期{weekday}）" if lang == "zh" else f"{day} ({weekday})"))
-    return {"values": values, "days": days, "provinces": list(validation.MAINLAND_PROVINCES.values())}
-
-
-@router.get("/people/new")
-async def person_form(request: Request, me: LoggedIn) -> Response:
-    account = await me.account()
-    if not account["unit_id"]:
-        return redirect("/portal/unit?notice=unit_first")
-    context = await _person_context(
-        request, me, {"nationality": "CN", "delivery_method": "mission_collection"}
-    )
-    # A returning buyer's card to re-validate (``/portal/previous``).
-    if certificate_no := request.query_params.get("revalidate_certificate_no", "").strip():
-        context["values"]["revalidate_certificate_no"] = certificate_no
-    if context["days"]:  # the opening day, unless the buyer picks another
-        context["values"]["entrance_date"] = context["days"][0][0]
-    return page(request, "portal/person_new.html", context)
-
-
-@router.post("/people/new")
-async def person_post(request: Request, me: LoggedIn) -> Response:
-    """Register the person (``POST /v1/units/{id}/people``), then send the photo chosen in the same form
-    to the presigned URL the answer carries and have it checked (``.../photo-confirm``). A refused
-    photo leaves the person registered: the photo page then asks for another."""
-    async with request.form() as form:
-        check_csrf(request, form)
-        values = texts(form)
-        photo = await file_of(form, "photo")
-    account = await me.account()
-    if not account["unit_id"]:
-        return redirect("/portal/unit?notice=unit_first")
-    if isinstance(photo, FormErrors):  # said before the person is registered
-        context = await _person_context(request, me, values)
-        return refused_page(request, "portal/person_new.html", photo, context, PERSON_FIELDS)
-    try:
-        person = await me.registration.call(
-            "POST", f"/v1/units/{account['unit_id']}/people", json=person_body(values)
-        )
-    except FormErrors as refused:
-        context = await _person_context(request, me, values)
-        return refused_page(request, "portal/person_new.html", refused, context, PERSON_FIELDS)
-    registration_id = person["registration_id"]
-    if photo is None:
-        return redirect(f"/portal/registrations/{registration_id}/photo")
-    refused_photo = await send_photo(me, registration_id, person["photo_upload"], photo.data)
-    if refused_photo is not None:
-        return photo_page(request, person, refused_photo, registered=True)
-    return redirect(f"/portal/registrations/{registration_id}?notice=person_registered")
-
-
-async def send_photo(
-    me: Buyer, registration_id: str, upload: dict[str, Any] | None, data: bytes
-) -> FormErrors | None:
-    """Upload the photo and have the API check it; the refusal (beside the photo input) if any."""
-    try:
-        if upload is None:
-            upload = await me.registration.call("POST", f"/v1/registrations/{registration_id}/photo-upload")
-        await put_object(me.ctx, upload, data)
-        await me.registration.call("POST", f"/v1/registrations/{registration_id}/photo-confirm")
-    except FormErrors as refused:
-        if refused.status == 401:
-            raise
-        return FormErrors({"photo": first_error(refused)}, refused.status)
-    except httpx.HTTPError as exc:
-        log.warning("photo of %s not uploaded: %s %s", registration_id, type(exc).__name__, exc)
-        return invalid(
-            "photo",
-            "photo_upload_failed",
-            "照片上传失败，请重试",
-            "the photo could not be uploaded: please try again",
-        )
-    return None
-
-
-def photo_page(
-    request: Request, person: dict[str, Any], refused: FormErrors | None = None, *, registered: bool = False
-) -> HTMLResponse:
-    context: dict[str, Any] = {"person": person, "registered": registered}
-    if refused is not None:
-        context["errors"] = refused.errors
-    return page(request, "portal/photo.html", context, status_code=refused.status if refused else 200)
-
-
-@router.get("/registrations/{registration_id}/photo")
-async def photo_form(request: Request, registration_id: str, me: LoggedIn) -> HTMLResponse:
-    person = await me.registration.call("GET", f"/v1/registrations/{registration_id}")
-    return photo_page(request, person)
-
-
-@router.post("/registrations/{registration_id}/photo")
-async def photo_post(request: Request, registration_id: str, me: LoggedIn) -> Response:
-    """A photo on its own: a fresh upload URL (``.../photo-upload``), the upload, the check."""
-    async with request.form() as form:
-        check_csrf(request, form)
-        photo = await file_of(form, "photo")
-    person = await me.registration.call("GET", f"/v1/registrations/{registration_id}")
-    if photo is None:
-        photo = invalid("photo", "photo_required", "请选择照片文件", "choose the photo file")
-    if isinstance(photo, FormErrors):
-        return photo_page(request, person, photo)
-    refused = await send_photo(me, registration_id, None, photo.data)
-    if refused is not None:
-        return photo_page(request, person, refused)
-    return redirect(f"/portal/registrations/{registration_id}?notice=photo_uploaded")
-
-
-# Statuses that have ended: nothing is left to withdraw.
-ENDED_STATUSES = {
-    RegistrationStatus.EXPIRED,
-    RegistrationStatus.REVIEW_FAILED,
-    RegistrationStatus.REFUNDED,
-    RegistrationStatus.WITHDRAWN,
-}
-
-
-async def _registration_context(me: Buyer, registration_id: str) -> dict[str, Any]:
-    """A person's timeline (``.../timeline``) and, once a card exists, its delivery and tracking from
-    the certificate service (which may be down: the rest of the page still shows)."""
-    person = await me.registration.call("GET", f"/v1/registrations/{registration_id}")
-    timeline = await me.registration.call("GET", f"/v1/registrations/{registration_id}/timeline")
-    card: dict[str, Any] | None = None
-    tracking: dict[str, Any] | None = None
-    card_unavailable = False
-    status = RegistrationStatus(timeline["status"]["code"])
-    if status in CARD_STATUSES:
-        base = f"/v1/registrations/{registration_id}/certificate"
-        try:
-            card = await me.certificate.call("GET", base)
-            if card and card.get("tracking_no"):
-                tracking = await me.certificate.call("GET", f"{base}/tracking")
-        except FormErrors as refused:
-            if refused.status == 401:
-                raise
-        except httpx.HTTPError as exc:
-            log.warning("certificate of %s unavailable: %s", registration_id, type(exc).__name__)
-            card_unavailable = True
-    return {
-        "person": person,
-        "timeline": timeline,
-        "card": card,
-        "tracking": tracking,
-        "card_unavailable": card_unavailable,
-        # FAQ X: withdrawing is offered until the card exists; the API says when it is too late.
-        "may_withdraw": status not in ENDED_STATUSES and status not in CARD_STATUSES,
-    }
-
-
-@router.get("/registrations/{registration_id}")
-async def registration_page(request: Request, registration_id: str, me: LoggedIn) -> HTMLResponse:
-    return page(request, "portal/registration.html", await _registration_context(me, registration_id))
-
-
-WITHDRAW_CONFIRM = "confirm_withdrawal"
-
-
-@router.post("/registrations/{registration_id}/withdraw")
-async def withdraw_post(request: Request, registration_id: str, me: LoggedIn) -> Response:
-    """Withdraw the person (``POST /v1/registrations/{id}/withdraw``, FAQ X), once the required box
-    confirms it (``data-confirm`` asks again where JavaScript runs). The API's refusal (the card is in
-    production, a transfer is being confirmed) is shown beside the box."""
-    form = await request.form()
-    check_csrf(request, form)
-    refused: FormErrors | None = None
-    if form.get(WITHDRAW_CONFIRM) != "yes":
-        refused = invalid(
-            WITHDRAW_CONFIRM,
-            "withdrawal_not_confirmed",
-            "请勾选确认撤回报名",
-            "tick the box to confirm the withdrawal",
-        )
-    else:
-        try:
-            await me.registration.call("POST", f"/v1/registrations/{registration_id}/withdraw")
-        except FormErrors as failed:
-            if failed.status in (401, 404):
-                raise
-            refused = FormErrors({WITHDRAW_CONFIRM: first_error(failed)}, failed.status)
-    if refused is not None:
-        context = await _registration_context(me, registration_id) | {"errors": refused.errors}
-        return page(request, "portal/registration.html", context, status_code=refused.status)
-    return redirect(f"/portal/registrations/{registration_id}?notice=withdrawn")
-
-
 # ------------------------------------------------------------------------------------------ payment
 
 
@@ -1161,3 +916,8 @@ async def previous_lookup(request: Request, me: LoggedIn) -> Response:
         "person": revalidate if account["unit_id"] and found["revalidatable"] else None,
     }
     return page(request, "portal/previous.html", context | {"found": found, "links": links})
+
+
+# The person pages (``portal_people.py``) register on ``router`` as they are imported: importing them
+# here, once everything they use is defined, puts them in every app that includes this router.
+from services.registration import portal_people  # noqa: E402, F401

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from shared.records import DeliveryAddress
+from shared.records import DeliveryAddress, UnitData
 from shared.types import (
     Affiliation,
     DeliveryMethod,
@@ -15,7 +15,6 @@ from shared.types import (
     IdType,
     RegistrationStatus,
     UnitKind,
-    UnitStatus,
 )
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -54,30 +53,10 @@ class UnitIn(Body):
     mission: MissionChoiceIn
 
 
-class UnitOut(BaseModel):
+class UnitOut(UnitData):
+    """A unit as the buyer's API answers it: its data as registered, and its id."""
+
     id: str
-    edition: str
-    kind: UnitKind
-    affiliation: Affiliation
-    name: str
-    credit_code: str | None
-    country: str
-    foreign_registration_no: str | None
-    address: str
-    industry: str
-    contact_name: str
-    contact_mobile: str
-    contact_email: str
-    referral_code: str | None
-    mission: str
-    sub_mission: str | None
-    statistics_mission: str
-    statistics_sub_mission: str | None
-    status: UnitStatus
-    review_round: int
-    reject_reason: str | None
-    created_at: datetime
-    updated_at: datetime
 
 
 class DeliveryAddressIn(Body):

@@ -1,16 +1,32 @@
-"""Activities the workflows call on the review service: queueing subjects, closing and recording decisions."""
+"""Activities the workflows call on the review service: queueing subjects, closing and recording decisions.
+
+A queued round keeps the unit's and the person's names for the queue's rows: the workflows know the
+subjects by id only, and a queue page should not ask the registration service once per row. The names
+are read here, once per round, from the registration service's internal routes; every change of a
+unit's or a person's data opens a new round, so the queue shows the data under review.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import quote
 
-from sqlalchemy import select
+import httpx
+from pydantic import ValidationError
+from sqlalchemy import select, update
 from temporalio import activity
 
 from services.review.models import DecisionRecord, ReviewTask
 from shared import contracts as c
+from shared.http import internal_headers
+from shared.records import PersonReviewRecord, UnitRecord
 from shared.service import ServiceContext
+
+
+class SubjectNames(NamedTuple):
+    unit: str | None
+    person: str | None  # personnel reviews only
 
 
 class ReviewActivities:
@@ -19,6 +35,9 @@ class ReviewActivities:
 
     @activity.defn(name=c.OPEN_REVIEW_TASK.name)
     async def open_task(self, task: c.OpenReviewTask) -> None:
+        """Queue the round, once, with its subject's names. A unit's new round also renames the unit in
+        its people's open personnel reviews (the unit changed its data)."""
+        names = await self._names(task)
         async with self.ctx.db.transaction() as session:
             exists = await session.scalar(
                 select(ReviewTask.id).where(
@@ -28,7 +47,42 @@ class ReviewActivities:
                 )
             )
             if exists is None:
-                session.add(ReviewTask(**task.model_dump()))
+                session.add(ReviewTask(**task.model_dump(), unit_name=names.unit, person_name=names.person))
+            if task.kind is c.ReviewKind.UNIT and names.unit is not None:
+                await session.execute(
+                    update(ReviewTask)
+                    .where(
+                        ReviewTask.unit_id == task.unit_id,
+                        ReviewTask.decided_at.is_(None),
+                        ReviewTask.closed_at.is_(None),
+                    )
+                    .values(unit_name=names.unit)
+                )
+
+    async def _names(self, task: c.OpenReviewTask) -> SubjectNames:
+        """The names as registered now. Without them (the registration service does not answer) the
+        round is queued all the same, showing ids: the subject's page asks the registration service
+        afresh, and a review must not wait for a name."""
+        person = task.kind is c.ReviewKind.PERSON
+        path = (
+            f"/internal/registrations/{quote(task.subject_id, safe='')}/review-data"
+            if person
+            else f"/internal/units/{quote(task.unit_id, safe='')}"
+        )
+        try:
+            response = await self.ctx.http.get(
+                f"{self.ctx.settings.registration_url}{path}", headers=internal_headers(self.ctx.settings)
+            )
+            response.raise_for_status()
+            if person:
+                record = PersonReviewRecord.model_validate_json(response.content)
+                return SubjectNames(unit=record.unit_name, person=record.name)
+            return SubjectNames(unit=UnitRecord.model_validate_json(response.content).name, person=None)
+        except (httpx.HTTPError, ValidationError) as exc:
+            activity.logger.warning(
+                "queued %s %s without its names: %s", task.kind.value, task.subject_id, exc
+            )
+            return SubjectNames(unit=None, person=None)
 
     @activity.defn(name=c.CLOSE_REVIEW_TASK.name)
     async def close_task(self, request: c.CloseReviewTask) -> None:

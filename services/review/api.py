@@ -18,7 +18,7 @@ from fastapi import Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, func, select
 
-from services.review import detail_api, internal_api, pages, staff_api, statistics_api
+from services.review import codec_api, detail_api, internal_api, pages, staff_api, statistics_api
 from services.review.models import DecisionRecord, ReviewTask, StaffAccount
 from services.review.staff import (
     CurrentStaff,
@@ -43,6 +43,7 @@ app.include_router(statistics_api.router)
 app.include_router(internal_api.router)
 app.include_router(detail_api.router)
 app.include_router(pages.router)
+app.include_router(codec_api.router)  # the Temporal UI's codec endpoint, /codec
 web.mount_static(app)
 Ctx = Annotated[ServiceContext, Depends(context)]
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -69,6 +70,8 @@ class TaskOut(BaseModel):
     sub_mission: str | None
     unit_id: str
     unit_kind: UnitKind | None
+    unit_name: str | None = Field(description="as registered when the round opened; None: not known")
+    person_name: str | None = Field(description="personnel reviews: the person's name; None: not known")
     workflow_id: str
     opened_at: datetime
     decided_at: datetime | None
@@ -205,7 +208,9 @@ QUEUE_COLUMNS = [
     ("round", "Round", "轮次"),
     ("mission", "Mission", "交易团"),
     ("sub_mission", "Sub-mission", "交易分团"),
+    ("person_name", "Name", "姓名"),
     ("unit_id", "Unit", "单位"),
+    ("unit_name", "Unit name", "单位名称"),
     ("unit_kind", "Unit kind", "单位类型"),
     ("opened_at", "In the queue since (Beijing)", "进入队列时间（北京时间）"),
     ("decision", "Decision", "审核结果"),
@@ -243,7 +248,9 @@ def _export_row(task: ReviewTask) -> dict[str, Any]:
         "round": task.round,
         "mission": task.mission,
         "sub_mission": task.sub_mission or "",
+        "person_name": task.person_name or "",
         "unit_id": task.unit_id,
+        "unit_name": task.unit_name or "",
         "unit_kind": task.unit_kind.value if task.unit_kind else "",
         "opened_at": local(task.opened_at),
         "decision": task.decision.value if task.decision else "",

@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
@@ -24,8 +23,8 @@ from sqlalchemy import select
 from services.review.models import ReviewTask, StaffAccount
 from services.review.staff import CurrentStaff, sees_mission
 from shared import contracts as c
-from shared.http import ApiError, ErrorBody, internal_headers, not_found
-from shared.records import PersonReviewData, PersonReviewRecord, UnitRecord
+from shared.http import ApiError, ErrorBody, not_found
+from shared.records import PersonReviewData, PersonReviewRecord, UnitRecord, ask_registration
 from shared.service import ServiceContext, context
 from shared.types import Decision
 
@@ -109,30 +108,12 @@ def _registration_not_found() -> ApiError:
     return not_found("registration", "报名记录")
 
 
-def _registration_unavailable() -> ApiError:
-    return ApiError(
-        503,
-        "registration_unavailable",
-        "the registration service did not answer: try again shortly",
-        "报名服务暂时无法访问，请稍后再试",
-    )
-
-
 async def _ask_registration(ctx: ServiceContext, path: str, missing: ApiError) -> bytes:
     """The registration service's internal answer; its 404 is ``missing``, anything else a 503."""
-    try:
-        response = await ctx.http.get(
-            f"{ctx.settings.registration_url}{path}", headers=internal_headers(ctx.settings)
-        )
-    except httpx.HTTPError as exc:
-        log.warning("registration service unreachable for %s: %s", path, exc)
-        raise _registration_unavailable() from exc
-    if response.status_code == 404:
+    content = await ask_registration(ctx, path)
+    if content is None:
         raise missing
-    if response.status_code != 200:
-        log.warning("registration service answered %s for %s", response.status_code, path)
-        raise _registration_unavailable()
-    return response.content
+    return content
 
 
 async def _person(

@@ -36,8 +36,13 @@ class ReviewTask(Base):
     edition: Mapped[str] = mapped_column(String(16))
     mission: Mapped[str] = mapped_column(String(64))
     sub_mission: Mapped[str | None] = mapped_column(String(96))
-    unit_id: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[str] = mapped_column(String(16), index=True)  # a unit's rounds are renamed together
     unit_kind: Mapped[UnitKind | None] = mapped_column()  # None in rows from before it was recorded
+    # What the queue shows instead of bare ids, as registered when the round opened (the unit's name
+    # is brought up to date on open rounds when the unit's own review reopens). None: rows from before
+    # they were recorded, or the registration service did not answer then (activities.open_task).
+    unit_name: Mapped[str | None] = mapped_column(String(200))
+    person_name: Mapped[str | None] = mapped_column(String(100))  # personnel reviews only
     opened_at: Mapped[datetime] = mapped_column()
     decided_at: Mapped[datetime | None] = mapped_column()
     decision: Mapped[Decision | None] = mapped_column()

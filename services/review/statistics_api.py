@@ -25,6 +25,7 @@ from shared import exports
 from shared.auth import outside_your_mission
 from shared.catalogue import load_missions
 from shared.http import ApiError, ErrorBody
+from shared.records import registration_unavailable
 from shared.service import ServiceContext, context
 
 router = APIRouter(tags=["statistics"])
@@ -86,12 +87,7 @@ async def statistics(
     try:
         record = await fetch_registration_statistics(ctx, edition_code)
     except httpx.HTTPError as exc:
-        raise ApiError(
-            503,
-            "registration_unavailable",
-            "the registration service did not answer: try again shortly",
-            "报名服务暂时无法访问，请稍后再试",
-        ) from exc
+        raise registration_unavailable() from exc
     result = build_statistics(record, catalogue, mission=shown)
     if format is StatisticsFormat.JSON:
         return result

@@ -64,3 +64,26 @@
     });
   });
 })();
+// 4. A refused form's error summary (forms.html) takes the focus as the page opens, so keyboard and
+//    screen-reader users start from the list of what to correct; each of its links moves the focus to
+//    its input (a fragment link only scrolls there), the input's label or legend scrolled into view.
+(function () {
+  "use strict";
+  var summary = document.getElementById("error-summary");
+  if (!summary) return;
+  summary.focus();
+  summary.addEventListener("click", function (event) {
+    var link = event.target.closest("a[href^='#']");
+    var target = link && document.getElementById(decodeURIComponent(link.hash.slice(1)));
+    if (!target) return;
+    // A radio group's id is its fieldset's: the focus goes to the chosen radio, or the first.
+    var input = target.matches("input, select, textarea") ? target :
+      target.querySelector("input:checked") || target.querySelector("input:not([type=hidden]), select, textarea");
+    if (!input) return;
+    event.preventDefault();
+    var field = target.closest("fieldset.radios, .field");
+    var caption = field && field.querySelector("legend, label");
+    (caption || input).scrollIntoView();
+    input.focus({ preventScroll: true });
+  });
+})();
