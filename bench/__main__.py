@@ -1,15 +1,25 @@
 """Benchmarks, separate from the tests: each prints its figures and writes a JSON report.
 
 ./expo bench gate [options]     gate verification latency and throughput (bench/gate.py)
+./expo bench storm [options]    the deadline storm and memory with N open registrations (bench/storm.py)
+./expo bench lifecycle [options] raw limit (skeleton) vs full lifecycle, and their ratio (bench/lifecycle.py)
+./expo bench burst [options]    registration burst: reg/s and latency at C clients (bench/burst.py)
+./expo bench decisions [options] approval round trip, idle and under a burst (bench/decisions.py)
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench import gate
+from bench import burst, decisions, gate, lifecycle, storm
 
-SCENARIOS = {"gate": gate.main}
+SCENARIOS = {
+    "gate": gate.main,
+    "storm": storm.main,
+    "lifecycle": lifecycle.main,
+    "burst": burst.main,
+    "decisions": decisions.main,
+}
 
 
 def main() -> None:

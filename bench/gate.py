@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.harness import percentile
 from deploy.local.stack import free_ports
 from services.certificate.activities import certificate_number
 from services.certificate.admission_code import AdmissionClaims, AdmissionCodeError, AdmissionSigner
@@ -33,11 +34,6 @@ from services.certificate.models import Certificate
 from shared.db import Database
 from shared.migrate import upgrade
 from shared.settings import Settings
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 async def seed(settings: Settings, signer: AdmissionSigner, count: int) -> list[str]:

@@ -123,6 +123,11 @@ class Edition(_Frozen):
             update={"deadlines": Deadlines(**moved), "onsite_pickup": self.onsite_pickup.shifted(years)}
         )
 
+    def with_payment_deadline(self, at: datetime) -> Edition:
+        """Every payment method closing at ``at`` (a rehearsal's deadline storm); the rest unchanged."""
+        moved = dict.fromkeys(("qr_payment_closes", "b2b_payment_closes", "transfer_payment_closes"), at)
+        return self.model_copy(update={"deadlines": self.deadlines.model_copy(update=moved)})
+
     def fee(self, kind: FeeKind) -> int:
         amount: int = getattr(self.fees, kind.value)
         return amount
@@ -220,8 +225,12 @@ def load_edition(code: str) -> Edition:
 
 
 def current_edition(settings: Settings) -> Edition:
-    """The edition this deployment serves, with its rehearsal shift applied."""
-    return load_edition(settings.edition).shifted(settings.edition_year_shift)
+    """The edition this deployment serves, with its rehearsal shift (and rehearsal payment deadline,
+    if one is set) applied."""
+    edition = load_edition(settings.edition).shifted(settings.edition_year_shift)
+    if settings.rehearsal_payment_deadline is not None:
+        edition = edition.with_payment_deadline(settings.rehearsal_payment_deadline)
+    return edition
 
 
 @lru_cache

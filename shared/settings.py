@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import AwareDatetime, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.codec import parse_keys
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Run a past edition's calendar this many years later (a rehearsal: the embedded stack picks the
     # shift that leaves registration open today). 0 in production.
     edition_year_shift: int = 0
+    # Rehearsals only (benchmarks: the deadline storm, bench/storm.py): every payment deadline of the
+    # edition at this instant, e.g. a few minutes ahead, instead of the edition file's; extensions still
+    # apply on top. Must carry its time zone. Unset (None) in production.
+    rehearsal_payment_deadline: AwareDatetime | None = None
 
     # One URL for every service (each owns distinct tables and its own migration history), e.g.
     # postgresql://expo@db/expo. Unset: one SQLite file per service under data_dir.

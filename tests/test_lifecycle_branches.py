@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from temporalio.client import WorkflowUpdateStage
+
 from shared import contracts as c
 from shared.ids import new_id
 from shared.temporal import SA_PAYMENT_METHOD, SA_STATUS, registration_workflow_id
@@ -327,6 +329,27 @@ async def test_a_pass_starts_certificate_making_at_once_and_refuses_refunds_and_
     await wait_status(registration, S.SHIPPED)
     assert services.refunds == [] and services.revisions_applied == []
     await world.keep("review-passed-refusals", registration.handle)
+
+
+async def test_a_decision_made_as_the_person_enters_the_queue_waits_instead_of_being_refused(
+    world: World,
+) -> None:
+    services = world.services
+    unit, (registration,) = await approved_unit_with_unpaid(world)
+    order = await world.start_order(unit, [registration])
+    opening = services.hold(c.OPEN_REVIEW_TASK)  # paid, and on its way into the review queue
+    await order.confirm(new_id("T"), order.start.amount_fen, await world.now())
+    await until(lambda: c.OPEN_REVIEW_TASK.name in services.held, "the review being opened")
+
+    # Accepted (not refused as "unpaid") while the review opens; it waits until the person is to be reviewed.
+    review = c.ReviewDecision(decision=Decision.APPROVE, reviewer="personnel-reviewer")
+    decision = await registration.handle.start_update(
+        c.UPDATE_DECIDE, review, wait_for_stage=WorkflowUpdateStage.ACCEPTED, result_type=c.DecisionResult
+    )
+    opening.set()
+    assert (await decision.result()).status == S.APPROVED.value
+    taken = [step for step, _ in steps(await wait_status(registration, S.SHIPPED))]
+    assert taken.index(Step.PAID) < taken.index(Step.REVIEW_PASSED)
 
 
 async def test_a_failed_review_voids_the_invoice_and_issues_a_new_one(world: World) -> None:

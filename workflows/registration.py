@@ -196,6 +196,12 @@ class BuyerRegistrationWorkflow:
         await self._open_personnel_review()
         await self._enter(c.Step.PAID, S.TO_BE_REVIEWED, detail={"order_no": payment.order_no})
 
+    def _entering_review(self) -> bool:
+        """Paid, and on the way into the review: the staff's queue shows the person a moment before the
+        status says "to be reviewed" (both under the lock), so a decision made in that moment is accepted
+        and waits for the lock instead of being refused."""
+        return self._payment is not None and self.status in PAYABLE
+
     async def _open_personnel_review(self) -> None:
         # In the staff's queue before the buyer reads "to be reviewed", so a decision can follow at once.
         self._review_round += 1
@@ -454,7 +460,7 @@ class BuyerRegistrationWorkflow:
     def _validate_decision(self, decision: c.ReviewDecision) -> None:
         if self._decision is not None:
             raise refuse("already_decided", f"already decided: {self._decision.decision.value}")
-        if self.status is not S.TO_BE_REVIEWED:
+        if self.status is not S.TO_BE_REVIEWED and not self._entering_review():
             raise refuse(
                 "not_awaiting_review", f"not awaiting personnel review (status: {self.status.value})"
             )

@@ -114,6 +114,7 @@ class Stack:
         year_shift: int | None = None,
         database_url: str | None = None,
         edition: str = "ciie6",
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.ports = ports or dict(DEFAULT_PORTS)
@@ -122,6 +123,7 @@ class Stack:
             year_shift if year_shift is not None else years_until_open(load_edition(edition), utcnow())
         )
         self.database_url = database_url
+        self.extra_env = extra_env or {}  # settings of the caller's for every process (benchmarks)
         self.processes: list[Process] = []
         self.logs = self.data_dir / "logs"
 
@@ -152,7 +154,7 @@ class Stack:
         }
         if self.database_url:
             env["EXPO_DATABASE_URL"] = self.database_url
-        return env
+        return env | self.extra_env
 
     @property
     def settings(self) -> Settings:
@@ -263,6 +265,19 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+
+    def add_worker(self, name: str, copy: int) -> Process:
+        """Another process of the worker ``name`` (deploy/processes.py) beside the running stack's: it
+        shares the task queue (scaling out)."""
+        spec = next(spec for spec in PROCESSES if spec.name == name and spec.kind == "worker")
+        return self.add_process(Process(f"{name}-{copy}", [sys.executable, *spec.argv(self.settings)]))
+
+    def add_process(self, process: Process) -> Process:
+        """A process of the caller's beside the running stack's (a benchmark's own workers), with the
+        stack's settings; stopped with the stack."""
+        self._spawn(process)
+        self._wait_ready([process])
+        return process
 
     @staticmethod
     def _retry(action: Callable[[], object], attempts: int = 50) -> None:
