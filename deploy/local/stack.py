@@ -310,6 +310,7 @@ class Stack:
         rows = [
             ("Buyer portal", f"{self.url('registration')}/portal"),
             ("Staff console", f"{self.url('review')}/console"),
+            ("Finance pages", f"{self.url('payment')}/finance"),
             ("Temporal Web UI", self.url("temporal_ui")),
             ("Temporal gRPC", f"127.0.0.1:{self.ports['temporal']}"),
             ("Mail inbox", self.url("mail_web")),
