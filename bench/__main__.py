@@ -5,13 +5,14 @@
 ./expo bench lifecycle [options] raw limit (skeleton) vs full lifecycle, and their ratio (bench/lifecycle.py)
 ./expo bench burst [options]    registration burst: reg/s and latency at C clients (bench/burst.py)
 ./expo bench decisions [options] approval round trip, idle and under a burst (bench/decisions.py)
+./expo bench scale [options]    storm and lifecycle by N and workers, projected to 410,000 (bench/scale.py)
 """
 
 from __future__ import annotations
 
 import sys
 
-from bench import burst, decisions, gate, lifecycle, storm
+from bench import burst, decisions, gate, lifecycle, scale, storm
 
 SCENARIOS = {
     "gate": gate.main,
@@ -19,6 +20,7 @@ SCENARIOS = {
     "lifecycle": lifecycle.main,
     "burst": burst.main,
     "decisions": decisions.main,
+    "scale": scale.main,
 }
 
 

@@ -89,9 +89,11 @@ async def register_burst(
     duration: float | None = None,
     stop: asyncio.Event | None = None,
     photo: bool = False,
+    rate: float | None = None,
 ) -> Burst:
     """``clients`` concurrent clients, client i registering into ``units[i % len(units)]``, until
-    ``count`` registrations were sent, ``duration`` seconds passed or ``stop`` is set (the first)."""
+    ``count`` registrations were sent, ``duration`` seconds passed or ``stop`` is set (the first).
+    Without pause, or together at most ``rate`` registrations a second (a steady arrival rate)."""
     burst = Burst(clients)
     sent = 0
     clock = Stopwatch()
@@ -107,6 +109,8 @@ async def register_burst(
         nonlocal sent
         while more():
             sent += 1
+            if rate is not None:  # the n-th registration is due n/rate seconds after the start
+                await asyncio.sleep(max(0.0, clock.start + (sent - 1) / rate - time.perf_counter()))
             start = time.perf_counter()
             try:
                 registration_id = await driver.register_person(unit, photo=False)

@@ -2,14 +2,16 @@
 the review API, the update on the subject's workflow, and back) while a registration burst runs, and
 where that time goes.
 
-    ./expo bench decisions [--units 15] [--people 15] [--load-clients 32] [--deciders 1]
+    ./expo bench decisions [--units 15] [--people 15] [--load-clients 32] [--load-rate R] [--deciders 1]
                            [--samples 15] [--workflow-workers K] [--activity-workers K]
 
 Setup (not timed): units awaiting their affiliation review, and people paid (one QR order per unit)
 whose personnel review is pending, twice over: one set for the baseline, one for the run under load.
 Baseline: the reviewer approves each unit and each person (alternately, ``--deciders`` at a time) on an
-otherwise idle stack. Under load: the same while ``--load-clients`` clients register people without
-pause into units of their own (scenario 3's burst); the load reached is reported beside the figures.
+otherwise idle stack. Under load: the same while ``--load-clients`` clients register people into units
+of their own (scenario 3's burst), without pause or at a steady ``--load-rate`` registrations a second
+(a load the stack carries, where flat out is more than one workflow worker keeps up with); the load
+reached is reported beside the figures.
 
 Where the time goes: for ``--samples`` decisions of each kind and phase, the subject's workflow history
 (the Temporal server's clock is this machine's) splits the round trip into the review API and the update
@@ -243,9 +245,11 @@ async def run(args: argparse.Namespace, report: Report) -> list[dict[str, Any]]:
             baseline = await decide_all(
                 driver, _alternate(unit_ids[: args.units], people[: args.people]), args.deciders
             )
-            print(f"   under load: decisions while {args.load_clients} clients register", flush=True)
+            print(f"   under load: decisions while {_load(args)}", flush=True)
             stop = asyncio.Event()
-            load = asyncio.create_task(register_burst(driver, load_units, args.load_clients, stop=stop))
+            load = asyncio.create_task(
+                register_burst(driver, load_units, args.load_clients, stop=stop, rate=args.load_rate)
+            )
             await asyncio.sleep(args.ramp)
             loaded = await decide_all(
                 driver, _alternate(unit_ids[args.units :], people[args.people :]), args.deciders
@@ -273,8 +277,8 @@ async def run(args: argparse.Namespace, report: Report) -> list[dict[str, Any]]:
         **{f"{row['phase']} {row['decision']} p99 ms": row["p99_ms"] for row in report.rows},
     }
     report.notes += [
-        f"load: {args.load_clients} clients registering people without pause (scenario 3) during the"
-        " decisions under load; the baseline ran on an idle stack",
+        f"load: {_load(args)} (scenario 3) during the decisions under load; the baseline ran on an idle"
+        " stack",
         "where the time goes: from the subjects' workflow histories (the server's timestamps) and the"
         " client's send and answer times, same clock; the first part covers the review API's auth and"
         " database read, the update RPC, and the update's speculative workflow task being scheduled",
@@ -288,6 +292,12 @@ async def run(args: argparse.Namespace, report: Report) -> list[dict[str, Any]]:
     ]
 
 
+def _load(args: argparse.Namespace) -> str:
+    if args.load_rate is None:
+        return f"{args.load_clients} clients registering people without pause"
+    return f"people registered at a steady {args.load_rate:g}/s by up to {args.load_clients} clients"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -296,6 +306,12 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=15, help="person approvals per phase")
     parser.add_argument(
         "--load-clients", type=int, default=32, help="registering clients during the load phase"
+    )
+    parser.add_argument(
+        "--load-rate",
+        type=float,
+        default=None,
+        help="registrations/s during the load phase (default: as fast as the clients go)",
     )
     parser.add_argument("--deciders", type=int, default=1, help="decisions sent at once")
     parser.add_argument("--samples", type=int, default=15, help="decisions per kind and phase to split")
@@ -311,6 +327,7 @@ def main() -> None:
             "units": args.units,
             "people": args.people,
             "load_clients": args.load_clients,
+            "load_rate": args.load_rate,
             "deciders": args.deciders,
             "workflow_workers": args.workflow_workers,
             "activity_workers": args.activity_workers,

@@ -460,6 +460,7 @@ async def test_personal_data_changes_before_the_review_and_a_substitute_is_revie
         await refusal(registration.handle.execute_update(c.UPDATE_DECIDE, stale)) == "review_round_superseded"
     )
     await registration.decide(Decision.APPROVE)
+    await until(lambda: bool(services.decisions_on(registration.id)), "the decision written")
     assert [d.round for d in services.decisions_on(registration.id)] == [2]
     await until(lambda: notified(world, registration).count(Step.PERSON_CHANGED) >= 2, "both change messages")
     assert notified(world, registration).count(Step.PERSON_CHANGED) == 2

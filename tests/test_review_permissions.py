@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from services.review import api
-from services.review.models import DecisionRecord, ReviewTask, StaffRole
+from services.review.models import ReviewTask, StaffRole
 from shared.service import ServiceContext
 from shared.settings import Settings
 from shared.types import UnitKind, UnitStatus
@@ -43,13 +43,6 @@ class Review:
 
     async def post(self, who: str, url: str, body: Any) -> httpx.Response:
         return await self.client.post(url, json=body, headers=self.logins[who])
-
-    async def record_decisions(self) -> None:
-        """What the review service's activity writes when a workflow records a decision (the workflows
-        here call the fakes): the audit log's rows."""
-        async with self.ctx.db.transaction() as session:
-            for decision in self.world.services.decisions:
-                session.add(DecisionRecord(**decision.model_dump()))
 
 
 async def staff_login(session: Any, role: StaffRole, mission: str | None) -> dict[str, str]:
@@ -150,7 +143,6 @@ async def test_staff_cannot_decide_another_missions_units_and_observers_decide_n
     assert (await review.units[OTHER].progress()).status is UnitStatus.UNDER_REVIEW
     own = await review.post("own", f"/v1/units/{review.units[OWN].id}/decision", {"decision": "approve"})
     assert own.status_code == 200 and own.json()["status"] == "approved"
-    await review.record_decisions()
     audit = (await review.get("own", "/v1/audit")).json()
     assert [(a["subject_id"], a["mission"]) for a in audit] == [(review.units[OWN].id, OWN)]
     assert (await review.get("industrial", "/v1/audit")).json() == []

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus
 
 from shared import contracts as c
 from shared.ids import new_id
@@ -478,17 +477,45 @@ async def test_money_arriving_as_the_order_closes_is_refunded(world: World) -> N
     await world.keep("money-as-order-closes", order.handle)
 
 
-async def test_a_decision_the_review_service_refuses_to_record_can_be_made_again(world: World) -> None:
+async def test_an_approval_is_answered_before_it_is_written_and_the_lifecycle_waits_for_the_writes(
+    world: World,
+) -> None:
     services = world.services
     unit, (registration,) = await approved_unit_with_unpaid(world)
     await paid_for(world, unit, registration)
-    await wait_status(registration, S.TO_BE_REVIEWED)
-    services.refuse_decisions = True
-    with pytest.raises(WorkflowUpdateFailedError):
-        await registration.decide(Decision.APPROVE)
-    services.refuse_decisions = False
+    writing = services.hold(c.RECORD_DECISION)  # the review service is slow (or down) for a while
+
+    # The reviewer's answer does not wait for the review log.
     assert (await registration.decide(Decision.APPROVE)).status == S.APPROVED.value
+    assert await refusal(registration.decide(Decision.REJECT, "changed my mind")) == "already_decided"
+    # The status is written beside the decision; certificate-making waits for both.
+    await until(
+        lambda: services.statuses_of(registration.id)[-1].step is Step.REVIEW_PASSED, "the approval recorded"
+    )
+    await asyncio.sleep(0.5)  # certificate-making would have begun by now
+    assert services.certificate_requests == []
+    assert (await registration.progress()).status is S.APPROVED
+
+    writing.set()
+    await wait_status(registration, S.SHIPPED)
     assert [d.decision for d in services.decisions_on(registration.id)] == [Decision.APPROVE]
+
+
+async def test_a_unit_approval_is_answered_and_its_members_told_before_it_is_written(world: World) -> None:
+    services = world.services
+    unit = await world.start_unit()
+    members = [await world.register(unit) for _ in range(3)]
+    writing = services.hold(c.RECORD_DECISION)
+
+    assert (await unit.decide(Decision.APPROVE)).status == UnitStatus.APPROVED
+    for member in members:
+        await wait_status(member, S.UNPAID)  # told at once, not one signal at a time after the writes
+    second = unit.decide(Decision.REJECT, "a second decision while the first is written")
+    assert await refusal(second) == "not_under_review"
+
+    writing.set()
+    await until(lambda: bool(services.decisions_on(unit.id)), "the unit's decision written")
+    assert [d.decision for d in services.decisions_on(unit.id)] == [Decision.APPROVE]
 
 
 async def test_payment_arriving_after_a_registration_expired_refunds_only_that_person(world: World) -> None:

@@ -126,7 +126,6 @@ class FakeServices:
         self._notify_failures: dict[c.Step, int | None] = {}  # None: until stop_failing
         self._holds: dict[str, asyncio.Event] = {}
         self.held: set[str] = set()  # activities that have been called and are being held
-        self.refuse_decisions = False  # the review service refuses to record (say, an unknown reviewer)
         self._certificate_serial: defaultdict[str, int] = defaultdict(int)
         self._certificate_of: dict[str, str] = {}  # registration id -> number: once per person
         self.certificate_requests: list[c.MakeCertificate] = []  # every attempt, retries too
@@ -220,8 +219,6 @@ class FakeServices:
     @activity.defn(name=c.RECORD_DECISION.name)
     async def record_decision(self, request: c.RecordDecision) -> None:
         await self._gate(c.RECORD_DECISION)
-        if self.refuse_decisions:
-            raise ApplicationError("the review service refused the decision", non_retryable=True)
         self.decisions.append(request)
 
     # ---------------------------------------------------------------- payment service
@@ -384,12 +381,15 @@ async def running_workers(
 
 
 def history_payloads(history: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every payload in a workflow history (protobuf JSON) but the search attributes' and the headers',
-    which are plain by design (the UI's filters, trace context) and carry no personal data."""
+    """Every payload in a workflow history (protobuf JSON) but the search attributes', the headers' and
+    the patch markers', which are plain by design (the UI's filters, trace context, a workflow code
+    change's id: workflows/patches.py) and carry no personal data."""
     found: list[dict[str, Any]] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
+            if node.get("markerName") == "core_patch":
+                return
             if "data" in node and isinstance(node["data"], str) and "metadata" in node:
                 found.append(node)
             for key, value in node.items():

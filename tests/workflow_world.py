@@ -423,5 +423,6 @@ def save_history(path: Path, history: WorkflowHistory) -> None:
 def recorded_histories() -> list[WorkflowHistory]:
     return [
         WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
-        for path in sorted(HISTORIES.glob("*.json"))
+        # Also the older histories kept in sub-folders (workflows/patches.py: the branches they replay).
+        for path in sorted(HISTORIES.rglob("*.json"))
     ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from shared.types import Decision, FeeKind, PaymentMethod, RegistrationStatus, UnitStatus
 
 from workflows.calls import call, record_decision, signal_if_open
+from workflows.patches import ANSWER_BEFORE_RECORDS
 from workflows.refusal import refuse
 from workflows.visibility import identify, show_status
 
@@ -49,6 +51,15 @@ PASSED = (
     S.DELIVERED,
 )
 ENDED = (S.EXPIRED, S.WITHDRAWN, S.REVIEW_FAILED, S.REFUNDED)
+
+
+@dataclass(frozen=True)
+class StepTaken:
+    """A step already in the workflow's state, still to be written: the read model's record and, if
+    the buyer is told, the message."""
+
+    record: c.RecordStatus
+    message: c.Notify | None = None
 
 
 @workflow.defn(name="BuyerRegistration")
@@ -193,8 +204,14 @@ class BuyerRegistrationWorkflow:
         self._payment = payment
         self._transfer_order = None
         workflow.upsert_search_attributes([SA_PAYMENT_METHOD.value_set(payment.method.value)])
-        await self._open_personnel_review()
-        await self._enter(c.Step.PAID, S.TO_BE_REVIEWED, detail={"order_no": payment.order_no})
+        paid = {"order_no": payment.order_no}
+        if workflow.patched(ANSWER_BEFORE_RECORDS):  # the queue and the status are written together
+            await asyncio.gather(
+                self._open_personnel_review(), self._enter(c.Step.PAID, S.TO_BE_REVIEWED, detail=paid)
+            )
+        else:
+            await self._open_personnel_review()
+            await self._enter(c.Step.PAID, S.TO_BE_REVIEWED, detail=paid)
 
     def _entering_review(self) -> bool:
         """Paid, and on the way into the review: the staff's queue shows the person a moment before the
@@ -341,9 +358,33 @@ class BuyerRegistrationWorkflow:
         detail_extra: dict[str, str] | None = None,
         notify: bool = True,
     ) -> None:
-        """Record a step: state, search attributes, the read model's timeline, and the buyer's message.
+        """Take a step and record it: state, search attributes, the read model's timeline, the buyer's
+        message. ``detail_extra`` goes to the message only (the payment notice's transfer deadline)."""
+        await self._record(
+            self._change(
+                step,
+                status,
+                deadline=deadline,
+                reason=reason,
+                detail=detail,
+                detail_extra=detail_extra,
+                notify=notify,
+            )
+        )
 
-        ``detail_extra`` goes to the message only (the payment notice's transfer deadline)."""
+    def _change(
+        self,
+        step: c.Step,
+        status: RegistrationStatus,
+        *,
+        deadline: datetime | None = None,
+        reason: str | None = None,
+        detail: dict[str, str] | None = None,
+        detail_extra: dict[str, str] | None = None,
+        notify: bool = True,
+    ) -> StepTaken:
+        """The step in the workflow's own state (status, timeline, search attributes), at once; what
+        ``_record`` then writes to the read model and sends to the buyer."""
         now = workflow.now()
         self.status = status
         entry = c.TimelineEntry(step=step, status=status, at=now, deadline=deadline, reason=reason)
@@ -357,35 +398,38 @@ class BuyerRegistrationWorkflow:
                 sub_mission=self.start.sub_mission,
             )
         show_status(status.value, f"**{status.label_en}** ({status.label_zh}) since {now:%Y-%m-%d %H:%M} UTC")
-        await call(
-            c.RECORD_STATUS,
-            c.RecordStatus(
-                registration_id=self.start.registration_id,
-                seq=seq,
-                step=step,
-                status=status,
-                at=now,
-                deadline=deadline,
-                reason=reason,
-                detail=detail or {},
-            ),
-            summary=f"record {step.value}",
+        record = c.RecordStatus(
+            registration_id=self.start.registration_id,
+            seq=seq,
+            step=step,
+            status=status,
+            at=now,
+            deadline=deadline,
+            reason=reason,
+            detail=detail or {},
         )
-        if notify:
-            params = dict(detail or {}) | dict(detail_extra or {})
-            if deadline:
-                params["deadline"] = deadline.isoformat()
-            if reason:
-                params["reason"] = reason
-            message = c.Notify(
-                registration_id=self.start.registration_id,
-                step=step,
-                key=f"{self.start.registration_id}:{seq}:{step.value}",
-                params=params,
-            )
+        if not notify:
+            return StepTaken(record)
+        params = dict(detail or {}) | dict(detail_extra or {})
+        if deadline:
+            params["deadline"] = deadline.isoformat()
+        if reason:
+            params["reason"] = reason
+        message = c.Notify(
+            registration_id=self.start.registration_id,
+            step=step,
+            key=f"{self.start.registration_id}:{seq}:{step.value}",
+            params=params,
+        )
+        return StepTaken(record, message)
+
+    async def _record(self, taken: StepTaken) -> None:
+        step = taken.record.step
+        await call(c.RECORD_STATUS, taken.record, summary=f"record {step.value}")
+        if taken.message is not None:
             # Not awaited here: the lifecycle goes on while the message is sent (and retried).
             self._background.append(
-                asyncio.ensure_future(call(c.NOTIFY, message, summary=f"notify {step.value}"))
+                asyncio.ensure_future(call(c.NOTIFY, taken.message, summary=f"notify {step.value}"))
             )
 
     # ---------------------------------------------------------------- signals
@@ -443,7 +487,41 @@ class BuyerRegistrationWorkflow:
 
     @workflow.update(name=c.UPDATE_DECIDE)
     async def decide(self, decision: c.ReviewDecision) -> c.DecisionResult:
-        """The personnel review: a pass starts certificate-making at once; a failure refunds the payment."""
+        """The personnel review: a pass starts certificate-making at once; a failure refunds the payment.
+
+        The answer follows the decision taken in the workflow's state (durable in its history from
+        then on); the decision and the new status are written to the review log and the read model
+        together after it, still under the lock, so the next change waits for them."""
+        if not workflow.patched(ANSWER_BEFORE_RECORDS):
+            return await self._decide_recording_first(decision)
+        await self._lock.acquire()
+        try:
+            self._validate_decision(decision)  # again: the state may have moved while this waited
+        except BaseException:
+            self._lock.release()
+            raise
+        self._decision = decision
+        if decision.decision is Decision.APPROVE:
+            taken = self._change(c.Step.REVIEW_PASSED, S.APPROVED)
+        else:
+            taken = self._change(c.Step.REVIEW_FAILED, S.REVIEW_FAILED, reason=decision.reason)
+        self._background.append(asyncio.ensure_future(self._write_decision(decision, taken)))
+        return c.DecisionResult(status=self.status.value)
+
+    async def _write_decision(self, decision: c.ReviewDecision, taken: StepTaken) -> None:
+        try:
+            await asyncio.gather(
+                record_decision(
+                    c.ReviewKind.PERSON, self.start.registration_id, self._review_round, decision
+                ),
+                self._record(taken),
+            )
+        finally:
+            self._lock.release()
+
+    async def _decide_recording_first(self, decision: c.ReviewDecision) -> c.DecisionResult:
+        """Before ANSWER_BEFORE_RECORDS: the answer waited for both writes, one after the other
+        (kept so that workflows started before it replay)."""
         async with self._lock:
             self._validate_decision(decision)  # again: the state may have moved while this waited
             await record_decision(

@@ -6,6 +6,8 @@ registration is told of each change, and a member who joins an approved unit goe
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -15,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from shared.types import Decision, UnitStatus
 
 from workflows.calls import call, record_decision, signal_if_open
+from workflows.patches import ANSWER_BEFORE_RECORDS
 from workflows.refusal import refuse
 from workflows.visibility import identify, show_status
 
@@ -30,6 +33,7 @@ class UnitWorkflow:
         self.members: dict[str, str] = {}  # registration id -> workflow id
         self._pending: list[tuple[str, c.UnitStatusChanged]] = []  # (workflow id, event) to deliver
         self._busy = False  # a decision or resubmission is being recorded
+        self._writing: Awaitable[None] | None = None  # a decision's records, written after its answer
 
     @workflow.run
     async def run(self, start: c.UnitStart) -> c.UnitProgress:
@@ -47,12 +51,25 @@ class UnitWorkflow:
             except TimeoutError:
                 break
             while self._pending:
-                workflow_id, event = self._pending.pop(0)
-                if not await signal_if_open(workflow_id, c.SIGNAL_UNIT_STATUS, event):
-                    # The registration has closed (expired, say): it follows the unit no more.
-                    self.members = {rid: wid for rid, wid in self.members.items() if wid != workflow_id}
+                if workflow.patched(ANSWER_BEFORE_RECORDS):  # every member told at once
+                    batch, self._pending = self._pending, []
+                else:
+                    batch = [self._pending.pop(0)]
+                told = await asyncio.gather(
+                    *(
+                        signal_if_open(workflow_id, c.SIGNAL_UNIT_STATUS, event)
+                        for workflow_id, event in batch
+                    )
+                )
+                self._forget({wid for (wid, _), open_ in zip(batch, told, strict=True) if not open_})
         await workflow.wait_condition(lambda: not self._busy)
+        if self._writing is not None:
+            await self._writing  # a failed write fails the workflow instead of passing unseen
         return self.progress()
+
+    def _forget(self, closed: set[str]) -> None:
+        """Registrations that have closed (expired, say) follow the unit no more."""
+        self.members = {rid: wid for rid, wid in self.members.items() if wid not in closed}
 
     async def _open_round(self) -> None:
         await self._record()
@@ -75,6 +92,10 @@ class UnitWorkflow:
 
     async def _record(self) -> None:
         show_status(self.status.value, f"Unit review round {self.round}: **{self.status.value}**")
+        await self._write_status()
+        self._tell_members()
+
+    async def _write_status(self) -> None:
         await call(
             c.RECORD_UNIT_STATUS,
             c.RecordUnitStatus(
@@ -86,6 +107,8 @@ class UnitWorkflow:
             ),
             summary=f"record unit {self.status.value}",
         )
+
+    def _tell_members(self) -> None:
         event = c.UnitStatusChanged(
             status=self.status, round=self.round, at=workflow.now(), reason=self.reason
         )
@@ -106,7 +129,34 @@ class UnitWorkflow:
 
     @workflow.update(name=c.UPDATE_DECIDE)
     async def decide(self, decision: c.ReviewDecision) -> c.DecisionResult:
-        """The mission's affiliation review: approve, or reject with a reason."""
+        """The mission's affiliation review: approve, or reject with a reason.
+
+        The answer and the members' news follow the decision taken in the workflow's state; the
+        decision and the unit's status are written together after it, and no other decision or change
+        is accepted until they are (``_busy``)."""
+        if not workflow.patched(ANSWER_BEFORE_RECORDS):
+            return await self._decide_recording_first(decision)
+        self._busy = True
+        approved = decision.decision is Decision.APPROVE
+        self.status = UnitStatus.APPROVED if approved else UnitStatus.REJECTED
+        self.reason = None if approved else decision.reason
+        show_status(self.status.value, f"Unit review round {self.round}: **{self.status.value}**")
+        self._tell_members()
+        self._writing = asyncio.ensure_future(self._write_decision(decision))
+        return c.DecisionResult(status=self.status.value)
+
+    async def _write_decision(self, decision: c.ReviewDecision) -> None:
+        try:
+            await asyncio.gather(
+                record_decision(c.ReviewKind.UNIT, self.start.unit_id, self.round, decision),
+                self._write_status(),
+            )
+        finally:
+            self._busy = False
+
+    async def _decide_recording_first(self, decision: c.ReviewDecision) -> c.DecisionResult:
+        """Before ANSWER_BEFORE_RECORDS: the answer waited for both writes, one after the other, and the
+        members heard after them (kept so that workflows started before it replay)."""
         self._busy = True
         try:
             await record_decision(c.ReviewKind.UNIT, self.start.unit_id, self.round, decision)
@@ -120,10 +170,11 @@ class UnitWorkflow:
 
     @decide.validator
     def _validate_decision(self, decision: c.ReviewDecision) -> None:
-        if self._busy:
-            raise refuse("decision_in_progress", "another decision on this unit is being recorded")
+        # Decided already (its records may still be being written): say so, rather than "in progress".
         if self.status is not UnitStatus.UNDER_REVIEW:
             raise refuse("not_under_review", f"the unit is not under review (status: {self.status.value})")
+        if self._busy:
+            raise refuse("decision_in_progress", "another decision on this unit is being recorded")
         if decision.round is not None and decision.round != self.round:
             raise refuse("review_round_superseded", f"the unit is in review round {self.round} now")
         if decision.decision is Decision.REJECT and not (decision.reason or "").strip():

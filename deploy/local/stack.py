@@ -13,6 +13,7 @@ order; the next start continues the workflows that were open.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import signal
 import socket
@@ -32,6 +33,8 @@ from shared.db import utcnow
 from shared.settings import Settings
 from shared.storage import ensure_buckets
 from shared.temporal import SEARCH_ATTRIBUTES
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 BIN = Path(sys.executable).parent
 API_PORTS = {"registration": 8001, "review": 8002, "payment": 8003, "certificate": 8004, "notification": 8005}
@@ -235,6 +238,7 @@ class Stack:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        compile_ahead()
         try:
             infrastructure = self._infrastructure()
             for process in infrastructure:
@@ -350,6 +354,15 @@ def running(stack: Stack) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+def compile_ahead() -> None:
+    """The project's modules compiled to bytecode before any process starts, as the image does
+    (deploy/docker/Dockerfile). Where PYTHONDONTWRITEBYTECODE is set, every process would otherwise
+    compile them at each start, and the workflow worker's sandbox at each new workflow (measured: a
+    third of its time in a lifecycle benchmark)."""
+    for package in ("shared", "services", "workflows", "deploy", "bench"):
+        compileall.compile_dir(PROJECT / package, quiet=1)
 
 
 def main() -> None:

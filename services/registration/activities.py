@@ -39,9 +39,10 @@ AWAITING_PAYMENT = (
 )
 
 
-# The API starts a workflow inside the transaction that saves its row (a start Temporal refuses saves
-# nothing), so the workflow's first step may come just before that commit. A missing row is waited for
-# through the retries (1 + 2 + 4 + 8 + 16 s) before it is taken as truly unknown.
+# The API commits a row before it starts its workflow (services/registration/starts.py), so a row is
+# missing only if a start that seemed to fail had in fact begun and the API removed the row again. A
+# missing row is still waited for through the retries (1 + 2 + 4 + 8 + 16 s) before it is taken as
+# truly unknown: a database replica that lags, or rows written by an API of an older version.
 ATTEMPTS_BEFORE_UNKNOWN = 6
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Body, Depends, Query
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -69,6 +69,7 @@ from services.registration.schemas import (
     UnitOut,
     WithdrawalIn,
 )
+from services.registration.starts import commit_then_start
 from shared import contracts as c
 from shared.catalogue import Edition
 from shared.db import utcnow
@@ -82,7 +83,7 @@ from shared.records import (
     is_mainland_mobile,
 )
 from shared.service import ServiceContext, context, create_service_app
-from shared.temporal import registration_workflow_id, start_workflow, unit_workflow_id
+from shared.temporal import registration_workflow_id, unit_workflow_id
 from shared.types import DeliveryMethod, FeeKind, IdType, PaymentMethod, RegistrationStatus, UnitKind
 from shared.web import mount_static
 
@@ -156,7 +157,17 @@ async def register_unit(body: UnitIn, ctx: Ctx, account: CurrentAccount) -> Unit
         workflow_id=unit_workflow_id(edition.code, unit_id),
         **data.model_dump(),
     )
-    async with ctx.db.transaction() as session:
+
+    async def forget(session: AsyncSession) -> None:
+        await session.execute(
+            update(Account).where(Account.id == account.id, Account.unit_id == unit_id).values(unit_id=None)
+        )
+        await session.execute(delete(Unit).where(Unit.id == unit_id))
+
+    # Started once the unit is committed: if Temporal refuses, the unit is removed again (503) and the
+    # buyer retries.
+    async with commit_then_start(ctx, forget) as saving:
+        session = saving.session
         session.add(unit)
         try:
             await session.flush()
@@ -165,9 +176,7 @@ async def register_unit(body: UnitIn, ctx: Ctx, account: CurrentAccount) -> Unit
         owner = await session.get(Account, account.id)
         assert owner is not None
         owner.unit_id = unit_id
-        # Started inside the transaction: if Temporal refuses, nothing is saved and the buyer retries.
-        await start_workflow(
-            ctx.temporal,
+        saving.then_start(
             "UnitReview",
             c.UnitStart(
                 edition=edition.code,
@@ -506,7 +515,13 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx, account: Curre
         previous_number = _certificate_number(edition, body.revalidate_certificate_no)
     registration_id = new_id("R")
     check_entrance_date(edition, body.entrance_date)
-    async with ctx.db.transaction() as session:
+
+    async def forget(session: AsyncSession) -> None:
+        await session.execute(delete(PersonRegistration).where(PersonRegistration.id == registration_id))
+
+    # Started once the person is committed: if Temporal refuses, the person is removed again (503).
+    async with commit_then_start(ctx, forget) as saving:
+        session = saving.session
         unit = own_unit(account, await session.get(Unit, unit_id))
         if unit.kind is UnitKind.INDIVIDUAL and await session.scalar(
             select(PersonRegistration.id).where(PersonRegistration.unit_id == unit.id)
@@ -550,8 +565,7 @@ async def register_person(unit_id: str, body: PersonIn, ctx: Ctx, account: Curre
             await session.flush()
         except IntegrityError as exc:
             raise already_registered() from exc
-        await start_workflow(
-            ctx.temporal,
+        saving.then_start(
             "BuyerRegistration",
             c.RegistrationStart(
                 edition=edition.code,
@@ -878,7 +892,15 @@ async def extend_payment_deadlines(edition: str, body: DeadlineExtensionIn, ctx:
             "请至少填写一个新的缴费截止时间",
         )
     extension_id = new_id("X")
-    async with ctx.db.transaction() as session:
+
+    async def forget(session: AsyncSession) -> None:
+        await session.execute(
+            delete(PaymentDeadlineExtension).where(PaymentDeadlineExtension.id == extension_id)
+        )
+
+    # Started once the extension is committed: if Temporal refuses, the extension is removed again (503).
+    async with commit_then_start(ctx, forget) as saving:
+        session = saving.session
         current = await current_payment_deadlines(session, served)
         for method, new in given.items():
             if new is None:
@@ -910,10 +932,7 @@ async def extend_payment_deadlines(edition: str, body: DeadlineExtensionIn, ctx:
         )
         session.add(extension)
         deadlines = extended(current, extension)
-        await session.flush()
-        # Started inside the transaction: if Temporal refuses, the extension is not saved.
-        await start_workflow(
-            ctx.temporal,
+        saving.then_start(
             "PaymentDeadlineExtension",
             c.DeadlineExtensionStart(edition=served.code, extension_id=extension_id, deadlines=deadlines),
             id=f"deadline-extension-{served.code}-{extension_id}",

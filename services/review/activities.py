@@ -15,6 +15,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import ValidationError
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 
 from services.review.models import DecisionRecord, ReviewTask
@@ -22,6 +23,36 @@ from shared import contracts as c
 from shared.http import internal_headers
 from shared.records import PersonReviewRecord, UnitRecord
 from shared.service import ServiceContext
+
+
+async def write_decision(ctx: ServiceContext, decision: c.RecordDecision) -> None:
+    """Write the audit entry and take the subject off the queue, once. Both the workflow (an activity,
+    after it has answered) and the review API (at once, so the reviewer's next page shows the decision)
+    write it: whichever comes second changes nothing."""
+    try:
+        async with ctx.db.transaction() as session:
+            recorded = await session.scalar(
+                select(DecisionRecord.id).where(
+                    DecisionRecord.kind == decision.kind,
+                    DecisionRecord.subject_id == decision.subject_id,
+                    DecisionRecord.round == decision.round,
+                )
+            )
+            if recorded is not None:
+                return
+            session.add(DecisionRecord(**decision.model_dump()))
+            task = await session.scalar(
+                select(ReviewTask).where(
+                    ReviewTask.kind == decision.kind,
+                    ReviewTask.subject_id == decision.subject_id,
+                    ReviewTask.round == decision.round,
+                )
+            )
+            if task is not None:
+                task.decided_at = decision.decided_at
+                task.decision = decision.decision
+    except IntegrityError:
+        pass  # the other writer's entry came first (one per kind, subject and round)
 
 
 class SubjectNames(NamedTuple):
@@ -110,28 +141,7 @@ class ReviewActivities:
 
     @activity.defn(name=c.RECORD_DECISION.name)
     async def record_decision(self, decision: c.RecordDecision) -> None:
-        """Write the audit entry and take the subject off the queue, once."""
-        async with self.ctx.db.transaction() as session:
-            recorded = await session.scalar(
-                select(DecisionRecord.id).where(
-                    DecisionRecord.kind == decision.kind,
-                    DecisionRecord.subject_id == decision.subject_id,
-                    DecisionRecord.round == decision.round,
-                )
-            )
-            if recorded is not None:
-                return
-            session.add(DecisionRecord(**decision.model_dump()))
-            task = await session.scalar(
-                select(ReviewTask).where(
-                    ReviewTask.kind == decision.kind,
-                    ReviewTask.subject_id == decision.subject_id,
-                    ReviewTask.round == decision.round,
-                )
-            )
-            if task is not None:
-                task.decided_at = decision.decided_at
-                task.decision = decision.decision
+        await write_decision(self.ctx, decision)
 
 
 def activities(ctx: ServiceContext) -> Sequence[Callable[..., Any]]:

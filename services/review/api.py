@@ -9,7 +9,7 @@ codes), the organiser's administrators and observers every mission; observers de
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, func, select
 
 from services.review import codec_api, detail_api, internal_api, pages, staff_api, statistics_api
+from services.review.activities import write_decision
 from services.review.models import DecisionRecord, ReviewTask, StaffAccount
 from services.review.staff import (
     CurrentStaff,
@@ -289,6 +290,20 @@ async def _decide(
     )
     closed = ApiError(409, "review_closed", "this review is over: its workflow has closed", "该审核已结束")
     result = await execute_update(ctx.temporal, task.workflow_id, c.UPDATE_DECIDE, decision, closed=closed)
+    # The workflow answers before it writes the decision: written here too, the queue and the audit
+    # show it on the reviewer's next page.
+    await write_decision(
+        ctx,
+        c.RecordDecision(
+            kind=kind,
+            subject_id=subject_id,
+            round=task.round,
+            decision=decision.decision,
+            reason=decision.reason,
+            reviewer=decision.reviewer,
+            decided_at=datetime.now(UTC),
+        ),
+    )
     return DecisionOut(subject_id=subject_id, status=result.status)
 
 
