@@ -239,7 +239,10 @@ class Projection:
                 )
         if not self.fits:
             return
-        k = min(self.fits, key=lambda k: storm_minutes(TARGET, self.fits[k]))
+        # The line through the most sizes (a one-size line misses how a storm slows as N grows, e.g.
+        # past the workflow cache); of those, the fastest.
+        sizes = {k: len({row["N"] for row in self.storms if row["K"] == k}) for k in self.fits}
+        k = min(self.fits, key=lambda k: (-sizes[k], storm_minutes(TARGET, self.fits[k])))
         offset, rate = self.fits[k]
         for label, unpaid in (("all", TARGET), (f"{UNPAID_SHARE:.0%}", self.unpaid_share)):
             minutes = storm_minutes(unpaid, self.fits[k])

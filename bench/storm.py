@@ -394,7 +394,6 @@ def main() -> None:
             " their timer fires",
             "per_1000_open_mib: the growth between the two samples with registrations open (a tenth of"
             " the units, then all), past the processes' first-request warm-up",
-            "the machine's other load (other benchmarks on two shared cores) is in these figures",
         ],
     )
     report.print()

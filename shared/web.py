@@ -26,6 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from starlette.background import BackgroundTask
+from starlette.datastructures import FormData
 
 from shared.http import ApiError, ErrorBody
 
@@ -92,6 +93,13 @@ def keep_csrf_cookie(request: Request, response: Response) -> None:
         response.set_cookie(
             CSRF_COOKIE, new, httponly=True, samesite="strict", secure=secure_cookies(request), path="/"
         )
+
+
+async def posted_form(request: Request) -> FormData:
+    """A form post's fields, once its form token is checked (``check_csrf``)."""
+    form = await request.form()
+    check_csrf(request, form)
+    return form
 
 
 def check_csrf(request: Request, form: Mapping[str, Any]) -> None:

@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from temporalio import workflow
 
@@ -51,6 +51,21 @@ PASSED = (
     S.DELIVERED,
 )
 ENDED = (S.EXPIRED, S.WITHDRAWN, S.REVIEW_FAILED, S.REFUNDED)
+
+
+class StepDetails(TypedDict, total=False):
+    """``_change``'s keywords, which ``_enter`` passes on."""
+
+    deadline: datetime | None
+    reason: str | None
+    detail: dict[str, str] | None
+    detail_extra: dict[str, str] | None
+    notify: bool
+
+
+class PaymentNotice(TypedDict):
+    deadline: datetime
+    detail_extra: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -192,7 +207,7 @@ class BuyerRegistrationWorkflow:
             # The unit changed its data after approval: no payment until the mission approves it again.
             await self._enter(c.Step.UNIT_CHANGED, S.SUBMITTED)
 
-    def _payment_notice(self) -> dict[str, Any]:
+    def _payment_notice(self) -> PaymentNotice:
         """What the payment notice says: pay by QR code or B2B before one instant, by transfer before another."""
         return {
             "deadline": self.deadlines.online,
@@ -347,30 +362,9 @@ class BuyerRegistrationWorkflow:
 
     # ---------------------------------------------------------------- transitions
 
-    async def _enter(
-        self,
-        step: c.Step,
-        status: RegistrationStatus,
-        *,
-        deadline: datetime | None = None,
-        reason: str | None = None,
-        detail: dict[str, str] | None = None,
-        detail_extra: dict[str, str] | None = None,
-        notify: bool = True,
-    ) -> None:
-        """Take a step and record it: state, search attributes, the read model's timeline, the buyer's
-        message. ``detail_extra`` goes to the message only (the payment notice's transfer deadline)."""
-        await self._record(
-            self._change(
-                step,
-                status,
-                deadline=deadline,
-                reason=reason,
-                detail=detail,
-                detail_extra=detail_extra,
-                notify=notify,
-            )
-        )
+    async def _enter(self, step: c.Step, status: RegistrationStatus, **details: Unpack[StepDetails]) -> None:
+        """Take a step (``_change``) and record it (``_record``)."""
+        await self._record(self._change(step, status, **details))
 
     def _change(
         self,
@@ -384,7 +378,8 @@ class BuyerRegistrationWorkflow:
         notify: bool = True,
     ) -> StepTaken:
         """The step in the workflow's own state (status, timeline, search attributes), at once; what
-        ``_record`` then writes to the read model and sends to the buyer."""
+        ``_record`` then writes to the read model and sends to the buyer. ``detail_extra`` goes to the
+        message only (the payment notice's transfer deadline)."""
         now = workflow.now()
         self.status = status
         entry = c.TimelineEntry(step=step, status=status, at=now, deadline=deadline, reason=reason)

@@ -52,6 +52,7 @@ from shared.web import (
     message,
     page_templates,
     pass_on,
+    posted_form,
     redirect,
     render,
     set_login_cookie,
@@ -332,8 +333,7 @@ async def signup_form(request: Request) -> HTMLResponse:
 @router.post("/signup")
 async def signup(request: Request, ctx: Ctx) -> Response:
     """Open the account (``POST /v1/accounts``) and log in with it at once (``POST /v1/sessions``)."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values = texts(form)
     password = str(form.get("password") or "")
     context = {"values": values}
@@ -372,8 +372,7 @@ async def login_form(request: Request) -> HTMLResponse:
 @router.post("/login")
 async def login(request: Request, ctx: Ctx) -> Response:
     """Log in (``POST /v1/sessions``): the token goes into an HttpOnly cookie for as long as it lasts."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values = texts(form)
     to = SITE.safe_next(values.get("next") or request.query_params.get("next"))
     try:
@@ -402,8 +401,7 @@ async def password_reset_form(request: Request) -> HTMLResponse:
 @router.post("/password-reset")
 async def password_reset(request: Request, ctx: Ctx) -> Response:
     """``POST /v1/password-resets``: the same answer whether the account exists; then the code's form."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values = texts(form)
     body = {"login": values.get("login", ""), "channel": values.get("channel") or "sms"}
     try:
@@ -425,8 +423,7 @@ async def password_reset_confirm_form(request: Request) -> HTMLResponse:
 async def password_reset_confirm(request: Request, ctx: Ctx) -> Response:
     """``POST /v1/password-resets/confirm`` with the code and the new password (typed twice); then the
     login page. A wrong or expired code, too many tries or a weak password come back beside their input."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values = texts(form)
     password = str(form.get("new_password") or "")
     context = {"values": values}
@@ -450,8 +447,7 @@ async def password_reset_confirm(request: Request, ctx: Ctx) -> Response:
 @router.post("/logout")
 async def logout(request: Request, ctx: Ctx) -> Response:
     """End the session at the API (``DELETE /v1/sessions/current``) and forget the cookie."""
-    form = await request.form()
-    check_csrf(request, form)
+    await posted_form(request)  # the form token only
     token = request.cookies.get(BUYER_COOKIE)
     if token:
         with contextlib.suppress(FormErrors):  # already expired or revoked: logged out all the same
@@ -596,8 +592,7 @@ def _unit_context(
 @router.post("/unit")
 async def unit_post(request: Request, me: LoggedIn) -> Response:
     """``POST /v1/units`` (or ``PUT /v1/units/{id}`` once registered) with the form's data."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values = texts(form)
     account = await me.account()
     body = unit_body(values, individual=account["kind"] == "individual")
@@ -672,8 +667,7 @@ def idempotency_key(request: Request, values: dict[str, Any]) -> str:
 async def pay(request: Request, me: LoggedIn) -> Response:
     """``POST {payment}/v1/orders`` for the people chosen, by the method chosen: a QR code or a
     transfer's details on the order's page; B2B to the gateway from there."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values: dict[str, Any] = texts(form)
     values["registration_ids"] = [str(v) for v in form.getlist("registration_ids") if isinstance(v, str)]
     fields = {"registration_ids", "method", "qr_channel"}
@@ -818,8 +812,7 @@ def invoice_body(values: dict[str, str]) -> dict[str, Any]:
 @router.post("/orders/{order_no}/invoice")
 async def invoice_post(request: Request, order_no: str, me: LoggedIn) -> Response:
     """Apply for the paid order's electronic VAT invoice (``POST {payment}/v1/orders/{no}/invoice``)."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values = texts(form)
     try:
         await me.payment.call("POST", f"/v1/orders/{_quoted(order_no)}/invoice", json=invoice_body(values))
@@ -878,8 +871,7 @@ async def previous_lookup(request: Request, me: LoggedIn) -> Response:
     """Look up the holder's last card (``GET /v1/previous-buyers/lookup``, by ID document) and check
     that the certificate number given is that card's; then show the unit as it was, whether the card
     can be re-validated, and the way on (the person form to re-validate it, or the unit form first)."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values = texts(form)
     account = await me.account()
     context = _previous_context(account, values)

@@ -34,7 +34,7 @@ from services.registration.pages import (
 )
 from shared.pages import first_error
 from shared.types import RegistrationStatus
-from shared.web import FormErrors, check_csrf, lang_of, redirect
+from shared.web import FormErrors, check_csrf, lang_of, posted_form, redirect
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +305,7 @@ async def change_post(request: Request, registration_id: str, me: LoggedIn) -> R
     """``PUT /v1/registrations/{id}`` with the form's data (under review, it is reviewed anew). A
     re-validated card's fixed data, a change after the personnel review passed, an ended registration
     are the API's refusals, shown beside the input they name (or above the form)."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     values = texts(form)
     person = await me.registration.call("GET", f"/v1/registrations/{registration_id}")
     body = personal_data_body(values, person["delivery_method"])
@@ -376,8 +375,7 @@ async def withdraw_post(request: Request, registration_id: str, me: LoggedIn) ->
     """Withdraw the person (``POST /v1/registrations/{id}/withdraw``, FAQ X), once the required box
     confirms it (``data-confirm`` asks again where JavaScript runs). The API's refusal (the card is in
     production, a transfer is being confirmed) is shown beside the box."""
-    form = await request.form()
-    check_csrf(request, form)
+    form = await posted_form(request)
     refused: FormErrors | None = None
     if form.get(WITHDRAW_CONFIRM) != "yes":
         refused = invalid(
