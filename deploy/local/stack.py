@@ -360,7 +360,7 @@ def compile_ahead() -> None:
     """The project's modules compiled to bytecode before any process starts, as the image does
     (deploy/docker/Dockerfile). Where PYTHONDONTWRITEBYTECODE is set, every process would otherwise
     compile them at each start, and the workflow worker's sandbox at each new workflow (measured: a
-    third of its time in a lifecycle benchmark)."""
+    sixth of its time in a lifecycle benchmark)."""
     for package in ("shared", "services", "workflows", "deploy", "bench"):
         compileall.compile_dir(PROJECT / package, quiet=1)
 
